@@ -1,0 +1,141 @@
+"""The one feature implementation shared by training and the daemon (numpy/scipy only).
+
+A model card carries a `FeatureRecipe`; the runtime rebuilds it from the card, so the model sees in the
+field exactly the numbers it saw in training. Features are computed per window, so the same 2 s of audio
+gives the same features whether it came from a file or from a stream in pieces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
+from typing import Any, Literal
+
+import numpy as np
+from scipy.fft import dct, rfft
+from scipy.signal import get_window
+
+from detector.errors import ModelError
+
+FeatureKind = Literal["waveform", "logspec", "logmel", "mfcc"]
+Standardise = Literal["none", "window", "global"]
+
+
+@dataclass(frozen=True)
+class FeatureRecipe:
+    """Everything needed to turn a window of samples into the model's input matrix (frames x bins).
+
+    `waveform` passes the samples through as one column (for raw-waveform models); `logspec` is the seed recipe (log power spectrogram, 20 ms frames at a 10 ms hop); `logmel` maps the
+    power spectrum onto `n_mels` triangular mel bands; `mfcc` takes the DCT-II of the log-mel bands.
+    `standardise`: `window` scales each window to zero mean and unit variance, `global` subtracts the
+    training set's `mean` and divides by its `std` (both stored here), `none` leaves the logs as they are.
+    """
+
+    kind: FeatureKind = "logmel"
+    sample_rate: int = 16000
+    frame_length: int = 400
+    hop_length: int = 160
+    n_fft: int = 512
+    n_mels: int = 64
+    fmin: float = 50.0
+    fmax: float = 8000.0
+    n_mfcc: int = 40
+    log_floor: float = 1e-6
+    standardise: Standardise = "global"
+    mean: float = 0.0
+    std: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("waveform", "logspec", "logmel", "mfcc"):
+            raise ModelError(f"feature recipe: unknown kind {self.kind!r}")
+        if self.standardise not in ("none", "window", "global"):
+            raise ModelError(f"feature recipe: unknown standardise {self.standardise!r}")
+        if not 0 < self.frame_length <= self.n_fft:
+            raise ModelError("feature recipe: frame_length must be positive and at most n_fft")
+        if self.hop_length <= 0 or self.std <= 0:
+            raise ModelError("feature recipe: hop_length and std must be positive")
+        if self.kind in ("logmel", "mfcc") and not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:
+            raise ModelError("feature recipe: need 0 <= fmin < fmax <= sample_rate / 2")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> FeatureRecipe:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ModelError(f"feature recipe: unknown keys {', '.join(unknown)}")
+        return cls(**values)
+
+    def n_frames(self, window_samples: int) -> int:
+        if self.kind == "waveform":
+            return window_samples
+        return 1 + (window_samples - self.frame_length) // self.hop_length
+
+    @property
+    def n_bins(self) -> int:
+        return {"waveform": 1, "logspec": self.n_fft // 2 + 1, "logmel": self.n_mels, "mfcc": self.n_mfcc}[self.kind]
+
+    def shape(self, window_samples: int) -> tuple[int, int]:
+        """(frames, bins) of the matrix one window gives."""
+        return self.n_frames(window_samples), self.n_bins
+
+
+def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
+    return 2595.0 * np.log10(1.0 + np.asarray(hz) / 700.0)
+
+
+def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
+    return 700.0 * (10.0 ** (np.asarray(mel) / 2595.0) - 1.0)
+
+
+@lru_cache(maxsize=16)
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """(n_fft//2+1, n_mels) triangular filters equally spaced on the HTK mel scale, peak 1."""
+    bin_hz = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
+    edges_hz = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+    lower, centre, upper = edges_hz[:-2], edges_hz[1:-1], edges_hz[2:]
+    rising = (bin_hz[:, None] - lower) / (centre - lower)
+    falling = (upper - bin_hz[:, None]) / (upper - centre)
+    bank = np.maximum(0.0, np.minimum(rising, falling))
+    bank.setflags(write=False)
+    return bank.astype(np.float32)
+
+
+@lru_cache(maxsize=16)
+def _analysis_window(frame_length: int) -> np.ndarray:
+    window = get_window("hann", frame_length, fftbins=True).astype(np.float32)
+    window.setflags(write=False)
+    return window
+
+
+def power_spectrogram(windows: np.ndarray, recipe: FeatureRecipe) -> np.ndarray:
+    """(..., frames, n_fft//2+1) power spectra of Hann-windowed frames, normalised by the frame energy."""
+    frames = np.lib.stride_tricks.sliding_window_view(windows, recipe.frame_length, axis=-1)
+    frames = frames[..., :: recipe.hop_length, :] * _analysis_window(recipe.frame_length)
+    spectrum = rfft(frames, n=recipe.n_fft, axis=-1, workers=1)
+    power = spectrum.real**2 + spectrum.imag**2
+    return (power / np.sum(_analysis_window(recipe.frame_length) ** 2)).astype(np.float32)
+
+
+def compute_features(windows: np.ndarray, recipe: FeatureRecipe) -> np.ndarray:
+    """Features of one window (samples,) -> (frames, bins), or of a batch (n, samples) -> (n, frames, bins)."""
+    windows = np.asarray(windows, dtype=np.float32)
+    if recipe.kind == "waveform":
+        return windows[..., None].copy()
+    power = power_spectrogram(windows, recipe)
+    if recipe.kind == "logspec":
+        values = np.log(power + recipe.log_floor)
+    else:
+        bank = mel_filterbank(recipe.sample_rate, recipe.n_fft, recipe.n_mels, recipe.fmin, recipe.fmax)
+        values = np.log(power @ bank + recipe.log_floor)
+        if recipe.kind == "mfcc":
+            values = dct(values, type=2, norm="ortho", axis=-1)[..., : recipe.n_mfcc]
+    if recipe.standardise == "window":
+        mean = values.mean(axis=(-2, -1), keepdims=True)
+        std = values.std(axis=(-2, -1), keepdims=True)
+        values = (values - mean) / np.maximum(std, 1e-3)
+    elif recipe.standardise == "global":
+        values = (values - recipe.mean) / recipe.std
+    return values.astype(np.float32)

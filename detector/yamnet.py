@@ -1,0 +1,84 @@
+"""YAMNet, Google's pretrained AudioSet tagger, as a siren scorer: a teacher and baseline for our models.
+
+The project never ships YAMNet; a user supplies the `.tflite` file. This module needs only numpy and a
+TFLite interpreter, so it runs wherever the detector does.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from detector.errors import ModelError
+from detector.model import make_interpreter
+
+SAMPLE_RATE = 16000
+FRAME_SAMPLES = 15600  # 0.975 s, YAMNet's fixed input
+N_CLASSES = 521
+# AudioSet: Emergency vehicle, Police car (siren), Ambulance (siren), Fire engine (siren), Siren
+EMERGENCY_CLASSES = (316, 317, 318, 319, 390)
+FRAMES_PER_WINDOW = 3  # for a 2 s window: offsets 0, 8200, 16400, so the frames cover it end to end
+
+
+def frame_offsets(n_samples: int) -> np.ndarray:
+    """Evenly spaced frame starts from the window's first sample to its last full frame."""
+    if n_samples < FRAME_SAMPLES:
+        raise ValueError(f"window of {n_samples} samples is shorter than one YAMNet frame ({FRAME_SAMPLES})")
+    return np.linspace(0, n_samples - FRAME_SAMPLES, FRAMES_PER_WINDOW).round().astype(int)
+
+
+def read_class_names(path: Path) -> tuple[str, ...]:
+    """Display names from `yamnet_class_map.csv` (index,mid,display_name), in index order."""
+    try:
+        with path.open(newline="") as stream:
+            rows = list(csv.DictReader(stream))
+        names = tuple(row["display_name"] for row in sorted(rows, key=lambda row: int(row["index"])))
+    except FileNotFoundError:
+        raise ModelError(f"{path}: YAMNet class map not found") from None
+    except (OSError, UnicodeDecodeError, KeyError, TypeError, ValueError) as error:
+        raise ModelError(f"{path}: not a YAMNet class map ({type(error).__name__}: {error})") from None
+    if len(names) != N_CLASSES:
+        raise ModelError(f"{path}: YAMNet class map lists {len(names)} classes, expected {N_CLASSES}")
+    return names
+
+
+class YamnetTagger:
+    """YAMNet's 521 AudioSet scores for 16 kHz mono float32 audio in [-1, 1]."""
+
+    def __init__(self, model_path: str | Path, class_map_path: str | Path | None = None,
+                 num_threads: int = 1) -> None:
+        self.path = Path(model_path)
+        if not self.path.is_file():
+            raise ModelError(f"{self.path}: YAMNet model file not found")
+        self.class_names = read_class_names(Path(class_map_path)) if class_map_path is not None else ()
+        # The shipped YAMNet tflite has a static [1, 15600] input: resizing it fails in XNNPACK, so one
+        # invoke per frame is the only way (about 2.5 ms each on one core).
+        self._interpreter = make_interpreter(self.path, num_threads)
+        input_details = self._interpreter.get_input_details()
+        if len(input_details) != 1 or list(input_details[0]["shape"]) != [1, FRAME_SAMPLES]:
+            raise ModelError(f"{self.path}: input is not one [1, {FRAME_SAMPLES}] waveform; not YAMNet")
+        self._input_index = input_details[0]["index"]
+        scores = [d for d in self._interpreter.get_output_details() if list(d["shape"]) == [1, N_CLASSES]]
+        if len(scores) != 1:
+            raise ModelError(f"{self.path}: no [1, {N_CLASSES}] score output; not YAMNet")
+        self._output_index = scores[0]["index"]
+
+    def frame_scores(self, frame: np.ndarray) -> np.ndarray:
+        """(15600,) waveform -> (521,) class scores."""
+        if frame.shape != (FRAME_SAMPLES,):
+            raise ValueError(f"YAMNet frame must have shape ({FRAME_SAMPLES},), got {frame.shape}")
+        self._interpreter.set_tensor(self._input_index, frame.astype(np.float32, copy=False)[None, :])
+        self._interpreter.invoke()
+        return self._interpreter.get_tensor(self._output_index)[0].copy()
+
+    def window_scores(self, window: np.ndarray) -> np.ndarray:
+        """(n,) window -> (521,) per-class max over three frames spanning it: a siren anywhere counts."""
+        return np.max([self.frame_scores(window[o : o + FRAME_SAMPLES]) for o in frame_offsets(len(window))],
+                      axis=0)
+
+    @staticmethod
+    def siren_score(scores: np.ndarray) -> float:
+        """(521,) scores -> the strongest of YAMNet's emergency-vehicle and siren classes."""
+        return float(scores[list(EMERGENCY_CLASSES)].max())

@@ -1,0 +1,73 @@
+"""`siren-train`: cross-validate the model zoo on labelled audio and ship the chosen model as int8 TFLite."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from detector.errors import DetectorError
+from train.datasets import load_dataset
+from train.examples import AugmentPlan
+from train.fit import FitSettings
+from train.models import ARCHITECTURES
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="siren-train", description=__doc__)
+    parser.add_argument("--data", type=Path, action="append", required=True,
+                        help="index CSV (path,label[,group][,fold]), UrbanSound8K folder, or class folders; "
+                             "repeatable")
+    parser.add_argument("--label-column", default="binary_label",
+                        help="index CSV column holding the label (default binary_label, else label)")
+    parser.add_argument("--models", default="mfcc_dense,conv1d_raw,logspec_cnn,lstm,dscnn_m",
+                        help=f"comma-separated, from {', '.join(ARCHITECTURES)}")
+    parser.add_argument("--ship", help="the model to fit on everything and export (one of --models)")
+    parser.add_argument("--out", type=Path, default=Path("models/emergency.tflite"), help="exported model path")
+    parser.add_argument("--report", type=Path, default=Path("reports/emergency"), help="report folder")
+    parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--tutorial-epochs", type=int, default=10)
+    parser.add_argument("--false-events-per-hour", type=float, default=1.0,
+                        help="false-alarm budget that sets the threshold (default 1)")
+    parser.add_argument("--generated-positives", type=int, default=4000)
+    parser.add_argument("--copies-per-positive", type=int, default=2)
+    parser.add_argument("--yamnet", type=Path, default=os.environ.get("SIREN_YAMNET"),
+                        help="YAMNet .tflite to score as the baseline on the same folds (never shipped)")
+    parser.add_argument("--no-random-split-check", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    names = tuple(n.strip() for n in args.models.split(",") if n.strip())
+    unknown = [n for n in (*names, args.ship or names[0]) if n not in ARCHITECTURES]
+    if unknown:
+        print(f"siren-train: error: unknown model {unknown[0]!r}; choose from {', '.join(ARCHITECTURES)}",
+              file=sys.stderr)
+        return 2
+    if args.ship and args.ship not in names:
+        names = (*names, args.ship)
+    try:
+        from train.pipeline import PipelineConfig, run_pipeline
+
+        clips = tuple(clip for source in args.data for clip in load_dataset(source, args.label_column))
+        config = PipelineConfig(
+            clips=clips, report_dir=args.report, architectures=names, ship=args.ship, out_model=args.out,
+            folds=args.folds, budget_per_hour=args.false_events_per_hour,
+            fit=FitSettings(epochs=args.epochs, seed=args.seed), tutorial_epochs=args.tutorial_epochs,
+            plan=AugmentPlan(copies_per_positive=args.copies_per_positive,
+                             generated_positives=args.generated_positives, seed=args.seed),
+            random_split_check=not args.no_random_split_check, yamnet_path=args.yamnet,
+        )
+        run_pipeline(config)
+    except DetectorError as error:
+        print(f"siren-train: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""Training examples: real windows, and the street-like windows augmentation makes from them.
+
+Every example records the source groups whose audio it contains, so a cross-validation fold trains only
+on examples built entirely from its training groups (a test recording never leaks in as a background).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from detector.audio import read_audio
+from detector.features import FeatureRecipe, compute_features
+from detector.synth import generate_traffic, random_siren_event
+from detector.windows import WindowSpec, cut_windows
+from train.augment import augment_negative, augment_positive
+from train.datasets import Clip
+
+SILENT_POSITIVE_DBFS = -55.0  # a "siren" window this quiet holds no siren to learn from
+
+
+@dataclass(frozen=True)
+class Examples:
+    """Windows (n, samples) with labels (1 = positive), provenance and the groups each one contains."""
+
+    windows: np.ndarray
+    labels: np.ndarray
+    groups: tuple[frozenset[str], ...]
+    kinds: np.ndarray  # "real", "real_aug", "siren_mix", "generated", "generated_neg"
+    clip_ids: np.ndarray  # index into the clip list, -1 for generated audio
+    datasets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, mask: np.ndarray) -> Examples:
+        indices = np.flatnonzero(mask)
+        return Examples(self.windows[indices], self.labels[indices], tuple(self.groups[i] for i in indices),
+                        self.kinds[indices], self.clip_ids[indices], self.datasets[indices])
+
+    def within(self, allowed_groups: set[str]) -> np.ndarray:
+        """Mask of examples made only from audio of `allowed_groups`."""
+        return np.array([group_set <= allowed_groups for group_set in self.groups])
+
+
+def concatenate(parts: Sequence[Examples]) -> Examples:
+    return Examples(
+        np.concatenate([p.windows for p in parts]), np.concatenate([p.labels for p in parts]),
+        tuple(g for p in parts for g in p.groups), np.concatenate([p.kinds for p in parts]),
+        np.concatenate([p.clip_ids for p in parts]), np.concatenate([p.datasets for p in parts]),
+    )
+
+
+def rms_dbfs(windows: np.ndarray) -> np.ndarray:
+    return 10 * np.log10(np.mean(windows.astype(np.float64) ** 2, axis=-1) + 1e-12)
+
+
+def _read_clip(args: tuple[Clip, WindowSpec]) -> tuple[np.ndarray, np.ndarray]:
+    clip, spec = args
+    return cut_windows(read_audio(clip.path, spec.sample_rate).samples, spec)
+
+
+def load_real_windows(clips: Sequence[Clip], spec: WindowSpec, is_positive: Callable[[str], bool],
+                      workers: int = 2) -> Examples:
+    """Every clip cut into windows; positive windows too quiet to hold a siren are left out."""
+    with ProcessPoolExecutor(workers) as pool:
+        cut = list(tqdm(pool.map(_read_clip, [(c, spec) for c in clips], chunksize=16), total=len(clips),
+                        desc="reading clips", unit="clip"))
+    windows, labels, groups, clip_ids, datasets = [], [], [], [], []
+    for clip_id, (clip, (clip_windows, _starts)) in enumerate(zip(clips, cut, strict=True)):
+        positive = is_positive(clip.label)
+        if positive:
+            clip_windows = clip_windows[rms_dbfs(clip_windows) > SILENT_POSITIVE_DBFS]
+        windows.append(clip_windows)
+        labels += [int(positive)] * len(clip_windows)
+        groups += [frozenset({clip.group})] * len(clip_windows)
+        clip_ids += [clip_id] * len(clip_windows)
+        datasets += [clip.dataset] * len(clip_windows)
+    return Examples(np.concatenate(windows), np.array(labels), tuple(groups),
+                    np.full(len(labels), "real"), np.array(clip_ids), np.array(datasets))
+
+
+@dataclass(frozen=True)
+class AugmentPlan:
+    """How many street-like examples to make: per real positive, generated, and per real negative."""
+
+    copies_per_positive: int = 2
+    generated_positives: int = 4000
+    negative_fraction: float = 0.5
+    generated_negatives: int = 600
+    seed: int = 0
+
+
+def _positive_mixes(real: Examples, rng: np.random.Generator, count_per: int, spec: WindowSpec) -> Examples:
+    positives = np.flatnonzero(real.labels == 1)
+    negatives = np.flatnonzero(real.labels == 0)
+    windows, groups, clip_ids, datasets = [], [], [], []
+    for index in tqdm(np.repeat(positives, count_per), desc="mixing real sirens", unit="win"):
+        background = rng.choice(negatives)
+        windows.append(augment_positive(real.windows[index], real.windows[background], rng, spec.sample_rate))
+        groups.append(real.groups[index] | real.groups[background])
+        clip_ids.append(real.clip_ids[index])
+        datasets.append(real.datasets[index])
+    return Examples(np.stack(windows), np.ones(len(windows), int), tuple(groups),
+                    np.full(len(windows), "siren_mix"), np.array(clip_ids), np.array(datasets))
+
+
+def _generated_positives(real: Examples, rng: np.random.Generator, count: int, spec: WindowSpec) -> Examples:
+    negatives = np.flatnonzero(real.labels == 0)
+    windows, groups = [], []
+    for _ in tqdm(range(count), desc="generating sirens", unit="win"):
+        background = rng.choice(negatives)
+        siren = random_siren_event(rng, spec.window / spec.sample_rate, spec.sample_rate)[: spec.window]
+        windows.append(augment_positive(siren, real.windows[background], rng, spec.sample_rate))
+        groups.append(real.groups[background])
+    return Examples(np.stack(windows), np.ones(count, int), tuple(groups), np.full(count, "generated"),
+                    np.full(count, -1), np.full(count, "generated"))
+
+
+def _negatives(real: Examples, rng: np.random.Generator, plan: AugmentPlan, spec: WindowSpec) -> Examples:
+    negatives = np.flatnonzero(real.labels == 0)
+    chosen = rng.choice(negatives, size=int(plan.negative_fraction * len(negatives)), replace=False)
+    windows, groups, kinds, clip_ids, datasets = [], [], [], [], []
+    for index in tqdm(chosen, desc="augmenting negatives", unit="win"):
+        extra = rng.choice(negatives)
+        windows.append(augment_negative(real.windows[index], rng, spec.sample_rate, real.windows[extra]))
+        groups.append(real.groups[index] | real.groups[extra])
+        kinds.append("real_aug")
+        clip_ids.append(real.clip_ids[index])
+        datasets.append(real.datasets[index])
+    for _ in range(plan.generated_negatives):
+        traffic = generate_traffic(spec.window, rng, spec.sample_rate)
+        windows.append(augment_negative(traffic, rng, spec.sample_rate))
+        groups.append(frozenset())
+        kinds.append("generated_neg")
+        clip_ids.append(-1)
+        datasets.append("generated")
+    return Examples(np.stack(windows).astype(np.float32), np.zeros(len(windows), int), tuple(groups),
+                    np.array(kinds), np.array(clip_ids), np.array(datasets))
+
+
+def augment(real: Examples, plan: AugmentPlan, spec: WindowSpec) -> Examples:
+    """The street-like examples made from `real` (not including `real` itself)."""
+    rng = np.random.default_rng(plan.seed)
+    return concatenate([
+        _positive_mixes(real, rng, plan.copies_per_positive, spec),
+        _generated_positives(real, rng, plan.generated_positives, spec),
+        _negatives(real, rng, plan, spec),
+    ])
+
+
+def features_of(windows: np.ndarray, recipe: FeatureRecipe, batch: int = 256) -> np.ndarray:
+    """Features for many windows, in batches to bound memory."""
+    shape = recipe.shape(windows.shape[1])
+    out = np.empty((len(windows), *shape), dtype=np.float32)
+    for start in tqdm(range(0, len(windows), batch), desc=f"{recipe.kind} features", unit="batch",
+                      leave=False):
+        out[start : start + batch] = compute_features(windows[start : start + batch], recipe)
+    return out

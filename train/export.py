@@ -1,0 +1,92 @@
+"""Full-integer int8 TFLite export, checked against the Keras model before anything is written."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from detector.errors import DetectorError
+from detector.model import Classifier, Quantization, file_sha256, make_interpreter
+
+MIN_DECISION_AGREEMENT = 0.98
+
+
+class ExportError(DetectorError):
+    """The int8 model disagrees with the Keras model too often to be shipped."""
+
+
+def convert_int8(model: keras.Model, representative: np.ndarray) -> bytes:
+    """Keras 3 -> SavedModel -> int8 TFLite, calibrated on `representative` feature matrices."""
+
+    def samples() -> Iterator[list[np.ndarray]]:
+        for matrix in representative:
+            yield [matrix[None].astype(np.float32)]
+
+    with tempfile.TemporaryDirectory() as folder:
+        model.export(folder, format="tf_saved_model", verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(folder)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = samples
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+        return converter.convert()
+
+
+def tflite_scores(tflite_path: Path, features: np.ndarray) -> tuple[np.ndarray, Quantization, Quantization]:
+    """Run the int8 file directly (before it has a card) to compare it with Keras."""
+    interpreter = make_interpreter(tflite_path)
+    input_details = interpreter.get_input_details()[0]
+    output_details = interpreter.get_output_details()[0]
+    quant_in, quant_out = Quantization.from_details(input_details), Quantization.from_details(output_details)
+    outputs = []
+    for matrix in features:
+        value = np.clip(np.round(matrix / quant_in.scale) + quant_in.zero_point, -128, 127).astype(np.int8)
+        interpreter.set_tensor(input_details["index"], value.reshape(input_details["shape"]))
+        interpreter.invoke()
+        raw = interpreter.get_tensor(output_details["index"])[0].astype(np.float32)
+        outputs.append((raw - quant_out.zero_point) * quant_out.scale)
+    return np.array(outputs), quant_in, quant_out
+
+
+def export_model(model: keras.Model, representative: np.ndarray, check_features: np.ndarray,
+                 positive_index: int, threshold: float, card: dict[str, Any], out_path: Path) -> dict[str, Any]:
+    """Write `out_path` (.tflite) and its card, or raise ExportError if int8 decisions drift from Keras."""
+    tflite_bytes = convert_int8(model, representative)
+    keras_scores = model.predict(check_features, batch_size=256, verbose=0)[:, positive_index]
+    with tempfile.TemporaryDirectory() as folder:
+        candidate = Path(folder) / "candidate.tflite"
+        candidate.write_bytes(tflite_bytes)
+        int8_scores, quant_in, quant_out = tflite_scores(candidate, check_features)
+    int8_positive = int8_scores[:, positive_index]
+    agreement = float(np.mean((keras_scores >= threshold) == (int8_positive >= threshold)))
+    check = {
+        "windows": len(check_features),
+        "decision_agreement": round(agreement, 4),
+        "max_abs_score_difference": round(float(np.max(np.abs(keras_scores - int8_positive))), 4),
+        "mean_abs_score_difference": round(float(np.mean(np.abs(keras_scores - int8_positive))), 4),
+        "note": "int8 TFLite vs float Keras on held-out windows, at the card's threshold",
+    }
+    if agreement < MIN_DECISION_AGREEMENT:
+        raise ExportError(f"int8 model agrees with Keras on only {agreement:.1%} of decisions "
+                          f"(need {MIN_DECISION_AGREEMENT:.0%}); not written")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_bytes(tflite_bytes)
+    full_card = {
+        **card,
+        "input": quant_in.to_dict(),
+        "output": quant_out.to_dict(),
+        "export_check": check,
+        "tflite_bytes": len(tflite_bytes),
+        "tflite_sha256": file_sha256(out_path),
+    }
+    out_path.with_suffix(".json").write_text(json.dumps(full_card, indent=2) + "\n")
+    Classifier(out_path)  # the runtime accepts what was written, or this raises
+    return full_card

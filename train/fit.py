@@ -1,0 +1,50 @@
+"""Fitting one Keras model on feature matrices, with class balance and a cosine learning-rate decay."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from detector.features import FeatureRecipe
+from train.models import Architecture
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    epochs: int = 12
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    seed: int = 0
+    verbose: int = 2
+
+
+def standardised_recipe(recipe: FeatureRecipe, features: np.ndarray) -> FeatureRecipe:
+    """The recipe with the training features' global mean and std filled in (none for raw waveforms)."""
+    if recipe.standardise != "global":
+        return recipe
+    return dataclasses.replace(recipe, mean=round(float(features.mean()), 5),
+                               std=round(float(features.std()), 5))
+
+
+def fit_model(architecture: Architecture, features: np.ndarray, labels: np.ndarray, n_labels: int,
+              settings: FitSettings, sample_weight: np.ndarray | None = None) -> keras.Model:
+    """Train from scratch; `features` must already be standardised with the recipe's mean and std."""
+    keras.utils.set_random_seed(settings.seed)
+    model = architecture.build(features.shape[1:], n_labels)
+    steps = settings.epochs * int(np.ceil(len(labels) / settings.batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(settings.learning_rate, steps)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    counts = np.bincount(labels, minlength=n_labels).astype(float)
+    class_weight = len(labels) / (n_labels * np.maximum(counts, 1))
+    weights = class_weight[labels] * (1.0 if sample_weight is None else sample_weight)
+    model.fit(features, labels, sample_weight=weights, epochs=settings.epochs, batch_size=settings.batch_size,
+              shuffle=True, verbose=settings.verbose)
+    return model
+
+
+def predict(model: keras.Model, features: np.ndarray) -> np.ndarray:
+    return model.predict(features, batch_size=256, verbose=0)

@@ -1,0 +1,150 @@
+"""The model zoo: the tutorial family this project grew from, and the small CNN designed for the Pi.
+
+Each architecture names the feature recipe it eats, so training, export and the runtime agree. All end in
+a softmax over the labels; the runtime reads the positive label's probability as the score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import keras
+from keras import layers
+
+from detector.features import FeatureRecipe
+
+SEED_LOGSPEC = FeatureRecipe(kind="logspec", frame_length=320, hop_length=160, n_fft=320)
+MFCC_40 = FeatureRecipe(kind="mfcc", frame_length=400, hop_length=160, n_fft=512, n_mels=64, n_mfcc=40)
+LOGMEL_64 = FeatureRecipe(kind="logmel", frame_length=512, hop_length=480, n_fft=512, n_mels=64)
+WAVEFORM = FeatureRecipe(kind="waveform", standardise="none")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A named model family: its features, its builder and whether it is one of the tutorial baselines."""
+
+    name: str
+    recipe: FeatureRecipe
+    build: Callable[[tuple[int, int], int], keras.Model]
+    tutorial: bool
+    description: str
+
+
+def _mfcc_dense(shape: tuple[int, int], n_labels: int) -> keras.Model:
+    """Tutorial: the MFCC-40 mean over time into a dense net."""
+    inputs = keras.Input(shape)
+    x = layers.GlobalAveragePooling1D()(inputs)
+    for units in (256, 128):
+        x = layers.Dense(units, activation="relu")(x)
+        x = layers.Dropout(0.3)(x)
+    return keras.Model(inputs, layers.Dense(n_labels, activation="softmax")(x), name="mfcc_dense")
+
+
+def _conv1d_raw(shape: tuple[int, int], n_labels: int) -> keras.Model:
+    """Tutorial: strided Conv1D layers straight on the waveform."""
+    inputs = keras.Input(shape)
+    x = layers.Conv1D(16, 64, strides=8, activation="relu")(inputs)
+    x = layers.MaxPooling1D(4)(x)
+    for filters in (32, 64):
+        x = layers.Conv1D(filters, 9, strides=2, activation="relu")(x)
+        x = layers.MaxPooling1D(4)(x)
+    x = layers.GlobalAveragePooling1D()(x)
+    x = layers.Dropout(0.3)(x)
+    return keras.Model(inputs, layers.Dense(n_labels, activation="softmax")(x), name="conv1d_raw")
+
+
+def _logspec_cnn(shape: tuple[int, int], n_labels: int) -> keras.Model:
+    """Tutorial: the seed log spectrogram as an image into a plain Conv2D/MaxPool stack."""
+    inputs = keras.Input(shape)
+    x = layers.Reshape((*shape, 1))(inputs)
+    x = layers.Conv2D(8, 3, strides=2, activation="relu", padding="same")(x)
+    x = layers.MaxPooling2D(2)(x)
+    for filters in (16, 32):
+        x = layers.Conv2D(filters, 3, activation="relu", padding="same")(x)
+        x = layers.MaxPooling2D(2)(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dense(64, activation="relu")(x)
+    x = layers.Dropout(0.3)(x)
+    return keras.Model(inputs, layers.Dense(n_labels, activation="softmax")(x), name="logspec_cnn")
+
+
+def _lstm(shape: tuple[int, int], n_labels: int) -> keras.Model:
+    """Tutorial: an LSTM over log-mel frames (unrolled, the only form that converts to int8)."""
+    inputs = keras.Input(shape)
+    x = layers.MaxPooling1D(2)(inputs)
+    x = layers.LSTM(48, unroll=True)(x)
+    x = layers.Dense(32, activation="relu")(x)
+    return keras.Model(inputs, layers.Dense(n_labels, activation="softmax")(x), name="lstm")
+
+
+def _separable_block(x: keras.KerasTensor, filters: int, stride: int) -> keras.KerasTensor:
+    x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU()(x)
+    x = layers.Conv2D(filters, 1, use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    return layers.ReLU()(x)
+
+
+def dscnn_builder(width: int, blocks: tuple[tuple[int, int], ...]) -> Callable[[tuple[int, int], int], keras.Model]:
+    """A depthwise-separable CNN on log-mel: cheap per multiply, built for a Pi's single core.
+
+    `blocks` are (filter multiple of `width`, stride) pairs after a strided 3x3 stem.
+    """
+
+    def build(shape: tuple[int, int], n_labels: int) -> keras.Model:
+        inputs = keras.Input(shape)
+        x = layers.Reshape((*shape, 1))(inputs)
+        x = layers.Conv2D(width, 3, strides=2, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+        for multiple, stride in blocks:
+            x = _separable_block(x, width * multiple, stride)
+        x = layers.GlobalAveragePooling2D()(x)
+        x = layers.Dropout(0.2)(x)
+        return keras.Model(inputs, layers.Dense(n_labels, activation="softmax")(x), name="dscnn")
+
+    return build
+
+
+DSCNN_BLOCKS = ((2, 1), (3, 2), (3, 1), (4, 2), (4, 1), (6, 2))
+
+ARCHITECTURES: dict[str, Architecture] = {
+    arch.name: arch
+    for arch in (
+        Architecture("mfcc_dense", MFCC_40, _mfcc_dense, True, "MFCC-40 mean -> dense 256-128"),
+        Architecture("conv1d_raw", WAVEFORM, _conv1d_raw, True, "raw waveform -> Conv1D x3"),
+        Architecture("logspec_cnn", SEED_LOGSPEC, _logspec_cnn, True, "seed log spectrogram -> Conv2D x3"),
+        Architecture("lstm", LOGMEL_64, _lstm, True, "log-mel frames -> LSTM 48 (unrolled)"),
+        Architecture("dscnn_s", LOGMEL_64, dscnn_builder(16, DSCNN_BLOCKS), False,
+                     "log-mel 64 -> depthwise-separable CNN, width 16"),
+        Architecture("dscnn_m", LOGMEL_64, dscnn_builder(24, DSCNN_BLOCKS), False,
+                     "log-mel 64 -> depthwise-separable CNN, width 24"),
+        Architecture("dscnn_l", LOGMEL_64, dscnn_builder(32, DSCNN_BLOCKS), False,
+                     "log-mel 64 -> depthwise-separable CNN, width 32"),
+    )
+}
+
+
+def count_macs(model: keras.Model) -> int:
+    """Multiply-accumulates of one forward pass, counted from the layers' shapes."""
+    total = 0
+    for layer in model.layers:
+        if not hasattr(layer, "output") or isinstance(layer, keras.layers.InputLayer):
+            continue
+        out_shape = layer.output.shape
+        if isinstance(layer, layers.DepthwiseConv2D):
+            kh, kw = layer.kernel_size
+            total += out_shape[1] * out_shape[2] * out_shape[3] * kh * kw
+        elif isinstance(layer, layers.Conv2D):
+            kh, kw = layer.kernel_size
+            total += out_shape[1] * out_shape[2] * out_shape[3] * kh * kw * layer.input.shape[-1]
+        elif isinstance(layer, layers.Conv1D):
+            total += out_shape[1] * out_shape[2] * layer.kernel_size[0] * layer.input.shape[-1]
+        elif isinstance(layer, layers.Dense):
+            total += layer.input.shape[-1] * layer.units
+        elif isinstance(layer, layers.LSTM):
+            steps, features = layer.input.shape[1], layer.input.shape[2]
+            total += steps * 4 * layer.units * (features + layer.units)
+    return int(total)

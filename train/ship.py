@@ -1,0 +1,88 @@
+"""The final fit on every recording, the int8 export and the model card that carries the CV evidence."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detector import __version__
+from train.examples import features_of
+from train.export import export_model
+from train.models import Architecture, count_macs
+
+TRAINING_DATA = [
+    "Emergency Vehicle Siren Sounds (Kaggle vishnu0399), free redistribution per its author",
+    "SESA (Spadini 2019, doi:10.5281/zenodo.3519845), CC BY 4.0",
+    "ESC-50 (Piczak 2015), CC BY-NC 3.0",
+    "UrbanSound8K folds 1-2 and 7 fold-3 sirens (Salamon, Jacoby, Bello 2014), CC BY-NC 3.0",
+    "Speech Commands background noise (Warden 2018), CC BY 4.0",
+]
+LICENCE_NOTE = ("Trained on CC BY-NC 3.0 audio (ESC-50, UrbanSound8K): the model inherits the "
+                "non-commercial condition of those datasets.")
+
+
+def card_evaluation(name: str, results: dict[str, Any]) -> dict[str, Any]:
+    """The CV evidence a card carries: this model's numbers, the baselines' on the same folds, the leak."""
+    keys = ("balanced_accuracy", "roc_auc", "recall", "false_events_per_hour", "threshold", "street_recall",
+            "parameters", "macs_per_window")
+    return {
+        "protocol": results["protocol"],
+        "this_model": {k: v for k, v in results["models"][name].items() if k != "threshold_choice"},
+        "baselines_same_folds": {other: {k: m.get(k) for k in keys}
+                                 for other, m in results["models"].items() if other != name},
+        "random_split_leak": results.get("random_split_leak"),
+    }
+
+
+def update_card_evaluation(model_path: Path, name: str, results: dict[str, Any]) -> None:
+    """Add the baselines measured after the export to the card (the .tflite and its sha256 are unchanged)."""
+    card_path = model_path.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    card["evaluation"] = card_evaluation(name, results)
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+
+
+def ship_model(arch: Architecture, data: Any, config: Any, results: dict[str, Any]) -> dict[str, Any]:
+    from train.pipeline import LABELS, _standardise, _train
+
+    cv = results["models"][arch.name]
+    threshold = cv["threshold_choice"]["threshold"]
+    raw_recipe = dataclasses.replace(arch.recipe, standardise="none")
+    real_features = features_of(data.real.windows, raw_recipe)
+    aug_features = features_of(data.augmented.windows, raw_recipe)
+    print(f"[{arch.name}] final fit on all {len(real_features)} real + {len(aug_features)} augmented windows",
+          flush=True)
+    model, recipe = _train(arch, real_features, aug_features, data, np.ones(len(real_features), bool),
+                           np.ones(len(aug_features), bool), config.fit)
+    rng = np.random.default_rng(7)
+    representative = _standardise(np.concatenate([real_features, aug_features])[
+        rng.choice(len(real_features) + len(aug_features), min(400, len(real_features) + len(aug_features)), replace=False)], recipe)
+    check = _standardise(real_features[rng.choice(len(real_features), min(1500, len(real_features)), replace=False)], recipe)
+    card = {
+        "name": config.out_model.stem,
+        "description": f"emergency siren vs everything else: {arch.description}",
+        "version": __version__,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "labels": list(LABELS),
+        "positive_labels": [LABELS[1]],
+        "sample_rate": 16000, "window_s": 2.0, "hop_s": 1.0,
+        "features": recipe.to_dict(),
+        "architecture": arch.name, "parameters": int(model.count_params()), "macs_per_window": count_macs(model),
+        "threshold": threshold,
+        "threshold_choice": cv["threshold_choice"],
+        "evaluation": card_evaluation(arch.name, results),
+        "training": {"data": TRAINING_DATA, "licence_note": LICENCE_NOTE,
+                     "real_windows": int(len(real_features)), "augmented_windows": int(len(aug_features)),
+                     "augmentation": dataclasses.asdict(config.plan),
+                     "epochs": config.fit.epochs},
+    }
+    written = export_model(model, representative, check, 1, threshold, card, config.out_model)
+    print(f"wrote {config.out_model} ({written['tflite_bytes']} bytes), decision agreement "
+          f"{written['export_check']['decision_agreement']:.2%}", flush=True)
+    return {"path": str(config.out_model), "bytes": written["tflite_bytes"], "sha256": written["tflite_sha256"],
+            "export_check": written["export_check"]}
