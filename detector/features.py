@@ -25,8 +25,9 @@ Standardise = Literal["none", "window", "global"]
 class FeatureRecipe:
     """Everything needed to turn a window of samples into the model's input matrix (frames x bins).
 
-    `waveform` passes the samples through as one column (for raw-waveform models); `logspec` is the seed recipe (log power spectrogram, 20 ms frames at a 10 ms hop); `logmel` maps the
-    power spectrum onto `n_mels` triangular mel bands; `mfcc` takes the DCT-II of the log-mel bands.
+    `waveform` passes the samples through as one column (for raw-waveform models); `logspec` is the seed
+    recipe (log power spectrogram, 20 ms frames at a 10 ms hop); `logmel` maps the power spectrum
+    onto `n_mels` triangular mel bands; `mfcc` takes the DCT-II of the log-mel bands.
     `standardise`: `window` scales each window to zero mean and unit variance, `global` subtracts the
     training set's `mean` and divides by its `std` (both stored here), `none` leaves the logs as they are.
     """

@@ -79,11 +79,10 @@ def load_class_folders(root: Path) -> list[Clip]:
 def load_urbansound8k(root: Path) -> list[Clip]:
     """UrbanSound8K: `metadata/UrbanSound8K.csv` + `audio/foldN/`, or the CSV beside `foldN/` folders."""
     candidates = [(root / "metadata" / "UrbanSound8K.csv", root / "audio"), (root / "UrbanSound8K.csv", root)]
-    for metadata, audio_root in candidates:
-        if metadata.is_file():
-            break
-    else:
+    found = next(((metadata, audio) for metadata, audio in candidates if metadata.is_file()), None)
+    if found is None:
         raise DatasetError(f"{root}: no metadata/UrbanSound8K.csv (nor UrbanSound8K.csv) found")
+    metadata, audio_root = found
     clips = []
     with metadata.open(newline="") as stream:
         for row in csv.DictReader(stream):

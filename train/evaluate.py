@@ -101,7 +101,7 @@ def summarise(labels: np.ndarray, scores: np.ndarray, clip_ids: np.ndarray, data
             str(name): round(float(predicted[(labels == 1) & (datasets == name)].mean()), 4)
             for name in sorted(set(datasets[labels == 1]))
         },
-        "windows": int(len(labels)),
+        "windows": len(labels),
         "positive_windows": int((labels == 1).sum()),
     }
 

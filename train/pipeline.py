@@ -154,8 +154,8 @@ def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
         "protocol": (f"grouped {config.folds}-fold CV by source recording (UrbanSound8K official folds kept "
                      "whole); 2 s windows at 1 s hop; out-of-fold scores on real windows; threshold = "
                      f"lowest with <= {config.budget_per_hour:g} false event/h of non-siren audio"),
-        "windows": int(len(data.real)), "positive_windows": int(data.real.labels.sum()),
-        "augmented_windows": int(len(data.augmented)), "non_siren_hours": round(data.negative_hours, 3),
+        "windows": len(data.real), "positive_windows": int(data.real.labels.sum()),
+        "augmented_windows": len(data.augmented), "non_siren_hours": round(data.negative_hours, 3),
         "models": {},
     }
     order = sorted(config.architectures, key=lambda name: name != config.ship)  # the shipped one first

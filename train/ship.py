@@ -60,9 +60,9 @@ def ship_model(arch: Architecture, data: Any, config: Any, results: dict[str, An
     model, recipe = _train(arch, real_features, aug_features, data, np.ones(len(real_features), bool),
                            np.ones(len(aug_features), bool), config.fit)
     rng = np.random.default_rng(7)
-    representative = _standardise(np.concatenate([real_features, aug_features])[
-        rng.choice(len(real_features) + len(aug_features), min(400, len(real_features) + len(aug_features)), replace=False)], recipe)
-    check = _standardise(real_features[rng.choice(len(real_features), min(1500, len(real_features)), replace=False)], recipe)
+    everything = np.concatenate([real_features, aug_features])
+    representative = _standardise(everything[rng.choice(len(everything), min(400, len(everything)), False)], recipe)
+    check = _standardise(real_features[rng.choice(len(real_features), min(1500, len(real_features)), False)], recipe)
     card = {
         "name": config.out_model.stem,
         "description": f"emergency siren vs everything else: {arch.description}",
@@ -77,7 +77,7 @@ def ship_model(arch: Architecture, data: Any, config: Any, results: dict[str, An
         "threshold_choice": cv["threshold_choice"],
         "evaluation": card_evaluation(arch.name, results),
         "training": {"data": TRAINING_DATA, "licence_note": LICENCE_NOTE,
-                     "real_windows": int(len(real_features)), "augmented_windows": int(len(aug_features)),
+                     "real_windows": len(real_features), "augmented_windows": len(aug_features),
                      "augmentation": dataclasses.asdict(config.plan),
                      "epochs": config.fit.epochs},
     }

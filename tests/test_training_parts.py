@@ -1,0 +1,108 @@
+"""Dataset loaders, leak-free folds and the evaluation arithmetic, on small trees the tests build."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from detector.events import EventRule, active_runs, detect_events
+from train.datasets import DatasetError, load_dataset, load_urbansound8k
+from train.evaluate import assign_folds, choose_threshold, false_events, roc_auc
+
+RATE = 16000
+
+
+def write_clip(path: Path, seconds: float = 1.0) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.random.default_rng(0).uniform(-0.1, 0.1, round(seconds * RATE)), RATE)
+
+
+def build_us8k(root: Path) -> None:
+    """The full dataset's layout: metadata/UrbanSound8K.csv and audio/foldN/fsID-classID-occ-slice.wav."""
+    rows = ["slice_file_name,fsID,start,end,salience,fold,classID,class"]
+    for fs_id, fold, class_id, name in [(100, 1, 8, "siren"), (101, 2, 3, "dog_bark"), (102, 3, 8, "siren")]:
+        for slice_index in range(3):
+            file_name = f"{fs_id}-{class_id}-0-{slice_index}.wav"
+            write_clip(root / "audio" / f"fold{fold}" / file_name, 0.5)
+            rows.append(f"{file_name},{fs_id},0,1,1,{fold},{class_id},{name}")
+    (root / "metadata").mkdir(parents=True, exist_ok=True)
+    (root / "metadata" / "UrbanSound8K.csv").write_text("\n".join(rows) + "\n")
+
+
+def test_urbansound8k_layout_keeps_official_folds_and_recordings(tmp_path: Path) -> None:
+    build_us8k(tmp_path)
+    clips = load_dataset(tmp_path)
+    assert len(clips) == 9
+    assert {clip.fold for clip in clips if clip.group == "us8k-fs101"} == {2}
+    assert {clip.label for clip in clips} == {"siren", "dog_bark"}
+
+
+def test_split_never_puts_two_slices_of_one_recording_on_both_sides(tmp_path: Path) -> None:
+    build_us8k(tmp_path)
+    clips = load_urbansound8k(tmp_path)
+    folds = assign_folds([c.group for c in clips], [c.fold for c in clips], k=3)
+    for test_fold in range(3):
+        test_groups = {c.group for c in clips if folds[c.group] == test_fold}
+        train_groups = {c.group for c in clips if folds[c.group] != test_fold}
+        assert not test_groups & train_groups
+    assert folds["us8k-fs100"] == 0 and folds["us8k-fs101"] == 1 and folds["us8k-fs102"] == 2
+
+
+def test_missing_slices_are_reported(tmp_path: Path) -> None:
+    build_us8k(tmp_path)
+    (tmp_path / "audio" / "fold1" / "100-8-0-1.wav").unlink()
+    with pytest.raises(DatasetError, match="missing"):
+        load_urbansound8k(tmp_path)
+
+
+def test_class_folders_and_index_csv(tmp_path: Path) -> None:
+    write_clip(tmp_path / "folders" / "siren" / "a.flac")
+    write_clip(tmp_path / "folders" / "traffic" / "b.wav")
+    (tmp_path / "folders" / "notes.txt").write_text("not audio")
+    clips = load_dataset(tmp_path / "folders")
+    assert sorted((c.label, c.group) for c in clips) == [("siren", "siren/a"), ("traffic", "traffic/b")]
+
+    (tmp_path / "index.csv").write_text("path,label,group\nfolders/siren/a.flac,siren,rec1\n")
+    [clip] = load_dataset(tmp_path / "index.csv")
+    assert clip.path == tmp_path / "folders/siren/a.flac" and clip.group == "rec1" and clip.fold is None
+
+
+def test_index_without_its_label_column_names_it(tmp_path: Path) -> None:
+    (tmp_path / "index.csv").write_text("path,kind\na.wav,x\n")
+    with pytest.raises(DatasetError, match="'label'"):
+        load_dataset(tmp_path / "index.csv")
+
+
+def test_roc_auc_matches_pairwise_counting() -> None:
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 300)
+    scores = np.round(rng.random(300) + 0.3 * labels, 1)  # rounding makes ties
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    pairwise = ((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (
+        len(pos) * len(neg))
+    assert roc_auc(labels, scores) == pytest.approx(pairwise)
+
+
+def test_events_bridge_short_gaps_and_count_per_clip() -> None:
+    scores = np.array([0.1, 0.9, 0.2, 0.8, 0.1, 0.1, 0.7])
+    assert active_runs(scores >= 0.5, merge_gap_windows=1) == [(1, 3), (6, 6)]
+    events = detect_events("emergency", np.arange(7.0), scores, 2.0, EventRule(0.5, 1))
+    assert [(e.start_s, e.end_s, e.confidence) for e in events] == [(1.0, 5.0, pytest.approx(0.9)),
+                                                                    (6.0, 8.0, pytest.approx(0.7))]
+    clips = np.array([0, 0, 0, 1, 1, 1, 1])
+    assert false_events(scores, clips, EventRule(0.5, 1)) == 3  # a run never spans two clips
+
+
+def test_threshold_respects_the_false_alarm_budget() -> None:
+    labels = np.array([0] * 6 + [1] * 3)
+    scores = np.array([0.05, 0.3, 0.6, 0.1, 0.2, 0.1, 0.9, 0.7, 0.4])
+    clips = np.arange(9)
+    # 6 windows of negatives = 6 s of audio; budget 600/h allows exactly one false event
+    choice = choose_threshold(labels, scores, clips, negative_hours=6 / 3600, budget_per_hour=600)
+    assert 0.3 < choice.threshold <= 0.6001
+    assert false_events(scores[:6], clips[:6], EventRule(choice.threshold)) <= 1
+    strict = choose_threshold(labels, scores, clips, negative_hours=6 / 3600, budget_per_hour=0)
+    assert strict.threshold > 0.6
