@@ -99,6 +99,10 @@ class ModelCard:
             raise ModelError(f"{path}: feature sample_rate {card.recipe.sample_rate} != card {card.sample_rate}")
         if not set(card.positive_labels) <= set(card.labels):
             raise ModelError(f"{path}: positive_labels must be among labels")
+        if not 0 < card.hop_s <= card.window_s or round(card.hop_s * card.sample_rate) < 1:
+            raise ModelError(f"{path}: hop_s must be positive and at most window_s (got {card.hop_s})")
+        if not 0.0 <= card.threshold <= 1.0:
+            raise ModelError(f"{path}: threshold must be within [0, 1] (got {card.threshold})")
         return card
 
     @property
