@@ -6,8 +6,11 @@ only when they are what is installed. Nothing on this path imports TensorFlow un
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,6 +113,23 @@ class ModelCard:
         return round(self.window_s * self.sample_rate)
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """LiteRT's C++ side prints an INFO line per model straight to fd 2; keep the user's stderr for errors."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    with open(os.devnull, "wb") as devnull:
+        os.dup2(devnull.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def make_interpreter(model_path: Path, num_threads: int = 1) -> Any:
     """LiteRT's interpreter, else tflite_runtime's, else TensorFlow's (imported only as a last resort)."""
     try:
@@ -123,8 +143,9 @@ def make_interpreter(model_path: Path, num_threads: int = 1) -> Any:
             except ImportError:
                 raise ModelError("no TFLite interpreter installed: pip install ai-edge-litert") from None
     try:
-        interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
-        interpreter.allocate_tensors()
+        with _native_stderr_silenced():
+            interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelError(f"{model_path}: not a valid TFLite model ({reason})") from None

@@ -35,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--copies-per-positive", type=int, default=2)
     parser.add_argument("--yamnet", type=Path, default=os.environ.get("SIREN_YAMNET"),
                         help="YAMNet .tflite to score as the baseline on the same folds (never shipped)")
+    parser.add_argument("--teacher-weight", type=float, default=0.0,
+                        help="share of YAMNet's score in real windows' targets (needs --yamnet; default 0)")
+    parser.add_argument("--hard-negative-weight", type=float, default=1.0,
+                        help="loss weight of real non-siren windows YAMNet scores >= 0.2 (needs --yamnet)")
     parser.add_argument("--no-random-split-check", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     return parser
@@ -48,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"siren-train: error: unknown model {unknown[0]!r}; choose from {', '.join(ARCHITECTURES)}",
               file=sys.stderr)
         return 2
+    if (args.teacher_weight > 0 or args.hard_negative_weight != 1) and not args.yamnet:
+        print("siren-train: error: --teacher-weight and --hard-negative-weight need --yamnet PATH", file=sys.stderr)
+        return 2
     if args.ship and args.ship not in names:
         names = (*names, args.ship)
     try:
@@ -57,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         config = PipelineConfig(
             clips=clips, report_dir=args.report, architectures=names, ship=args.ship, out_model=args.out,
             folds=args.folds, budget_per_hour=args.false_events_per_hour,
-            fit=FitSettings(epochs=args.epochs, seed=args.seed), tutorial_epochs=args.tutorial_epochs,
+            fit=FitSettings(epochs=args.epochs, seed=args.seed, teacher_weight=args.teacher_weight,
+                            hard_negative_weight=args.hard_negative_weight), tutorial_epochs=args.tutorial_epochs,
             plan=AugmentPlan(copies_per_positive=args.copies_per_positive,
                              generated_positives=args.generated_positives, seed=args.seed),
             random_split_check=not args.no_random_split_check, yamnet_path=args.yamnet,

@@ -50,6 +50,9 @@ def _standardise(features: np.ndarray, recipe: Any) -> np.ndarray:
     return features
 
 
+HARD_NEGATIVE_SCORE = 0.2  # YAMNet siren score above which a real non-siren window counts as hard
+
+
 @dataclass
 class FoldData:
     real: Examples
@@ -57,6 +60,7 @@ class FoldData:
     window_fold: np.ndarray
     fold_of_group: dict[str, int]
     negative_hours: float
+    teacher_scores: np.ndarray | None = None  # YAMNet's siren score per real window
 
 
 def _training_mask(data: FoldData, fold: int, use_augmented: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -73,9 +77,31 @@ def _train(arch: Architecture, real_features: np.ndarray, aug_features: np.ndarr
     features = np.concatenate([real_features[real_mask], aug_features[aug_mask] if aug_mask.any() else
                                np.zeros((0, *real_features.shape[1:]), np.float32)])
     labels = np.concatenate([data.real.labels[real_mask], data.augmented.labels[aug_mask]])
+    targets, weights = _teacher_targets(data, real_mask, labels, settings)
     recipe = standardised_recipe(arch.recipe, features)
-    model = fit_model(arch, _standardise(features, recipe), labels, len(LABELS), settings)
+    model = fit_model(arch, _standardise(features, recipe), labels, len(LABELS), settings, weights, targets)
     return model, recipe
+
+
+def _teacher_targets(data: FoldData, real_mask: np.ndarray, labels: np.ndarray, settings: FitSettings
+                     ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """YAMNet's help, on real audio only: softened targets and up-weighted hard negatives.
+
+    Generated and mixed windows keep hard labels: YAMNet scores generated two-tone sirens near zero and
+    would teach that they are weak evidence.
+    """
+    if data.teacher_scores is None or (settings.teacher_weight == 0 and settings.hard_negative_weight == 1):
+        return None, None
+    n_real = int(real_mask.sum())
+    teacher = data.teacher_scores[real_mask]
+    targets = np.eye(len(LABELS), dtype=np.float32)[labels]
+    alpha = settings.teacher_weight
+    targets[:n_real, 1] = (1 - alpha) * labels[:n_real] + alpha * teacher
+    targets[:n_real, 0] = 1 - targets[:n_real, 1]
+    weights = np.ones(len(labels), dtype=np.float32)
+    hard = (labels[:n_real] == 0) & (teacher >= HARD_NEGATIVE_SCORE)
+    weights[:n_real][hard] = settings.hard_negative_weight
+    return targets, weights
 
 
 def cross_validate(arch: Architecture, data: FoldData, config: PipelineConfig, street: list[StreetSet],
@@ -123,7 +149,13 @@ def load_data(config: PipelineConfig, spec: WindowSpec) -> FoldData:
     fold_of_group = assign_folds(groups, us8k, config.folds)
     window_fold = np.array([fold_of_group[next(iter(g))] for g in real.groups])
     negative_hours = float((real.labels == 0).sum()) * spec.hop / spec.sample_rate / 3600
-    return FoldData(real, augmented, window_fold, fold_of_group, negative_hours)
+    teacher_scores = None
+    if config.yamnet_path and (config.fit.teacher_weight > 0 or config.fit.hard_negative_weight != 1):
+        from detector.yamnet import YamnetTagger
+        from train.baseline import yamnet_siren_scores
+
+        teacher_scores = yamnet_siren_scores(YamnetTagger(config.yamnet_path), real.windows, "YAMNet teacher")
+    return FoldData(real, augmented, window_fold, fold_of_group, negative_hours, teacher_scores)
 
 
 def evaluate_scores(name: str, scores: np.ndarray, data: FoldData, config: PipelineConfig,
