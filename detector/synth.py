@@ -472,3 +472,78 @@ def generate_scene(
     if peak > 0.99:
         out *= 0.99 / peak
     return out.astype(np.float32), events
+
+
+DISTRACTOR_KINDS = ("horn", "music", "hum", "beeper", "bell", "squeal")
+
+
+def _notes_contour(n: int, sample_rate: int, rng: np.random.Generator, low: float, high: float,
+                   note_s: tuple[float, float]) -> np.ndarray:
+    """Irregular steps between random notes of a 12-tone scale: melody, unlike a siren's fixed cycle."""
+    freq = np.empty(n)
+    position = 0
+    while position < n:
+        length = max(1, round(rng.uniform(*note_s) * sample_rate))
+        semitone = rng.integers(0, int(12 * np.log2(high / low)) + 1)
+        freq[position : position + length] = low * 2 ** (semitone / 12)
+        position += length
+    return freq
+
+
+def _bursts(n: int, sample_rate: int, rng: np.random.Generator, on_s: tuple[float, float],
+            off_s: tuple[float, float]) -> np.ndarray:
+    """An on/off envelope with short ramps (a horn pressed, a beeper's pulses)."""
+    envelope = np.zeros(n)
+    position = round(rng.uniform(0, off_s[1]) * sample_rate)
+    while position < n:
+        length = round(rng.uniform(*on_s) * sample_rate)
+        envelope[position : position + length] = 1.0
+        position += length + round(rng.uniform(*off_s) * sample_rate)
+    ramp = np.hanning(max(3, sample_rate // 100))
+    return np.convolve(envelope, ramp / ramp.sum(), mode="same")
+
+
+def generate_distractor(kind: str, duration_s: float, rng: np.random.Generator,
+                        sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Tonal street sounds that are NOT sirens, peak 0.9: the negatives a siren model confuses most.
+
+    horn: a steady two- or three-note chord in bursts; music: melodies of harmonic notes; hum: an engine
+    or air conditioner's low harmonics; beeper: a pedestrian-crossing or reversing beeper's pulses;
+    bell: decaying inharmonic partials; squeal: a brake's steady high whine.
+    """
+    n = round(duration_s * sample_rate)
+    t = np.arange(n) / sample_rate
+    if kind == "horn":
+        base = rng.uniform(300.0, 520.0)
+        chord = [base, base * rng.uniform(1.18, 1.34)] + ([base * rng.uniform(1.45, 1.6)] if rng.random() < 0.4
+                                                          else [])
+        out = sum(_synthesise(np.full(n, f), sample_rate, rng, _harmonic_amplitudes(rng, True)) for f in chord)
+        out = out * _bursts(n, sample_rate, rng, (0.15, 1.5), (0.1, 1.0))
+    elif kind == "music":
+        voices = int(rng.integers(1, 4))
+        out = sum(_synthesise(_notes_contour(n, sample_rate, rng, rng.uniform(150, 500), rng.uniform(700, 1800),
+                                             (0.1, 0.6)), sample_rate, rng, _harmonic_amplitudes(rng, False))
+                  for _ in range(voices))
+    elif kind == "hum":
+        out = _synthesise(_wobble(np.full(n, rng.uniform(25.0, 150.0)), sample_rate, rng), sample_rate, rng,
+                          _harmonic_amplitudes(rng, True))
+    elif kind == "beeper":
+        tone = _synthesise(np.full(n, rng.uniform(900.0, 3200.0)), sample_rate, rng,
+                           _harmonic_amplitudes(rng, False))
+        out = tone * _bursts(n, sample_rate, rng, (0.05, 0.5), (0.05, 0.9))
+    elif kind == "bell":
+        out = np.zeros(n)
+        for strike in np.arange(rng.uniform(0, 0.5), duration_s, rng.uniform(0.4, 1.5)):
+            start = round(strike * sample_rate)
+            tail = t[: n - start]
+            for ratio in (1.0, 2.0, 2.4, 3.0, 4.2, 5.4):
+                partial = np.sin(2 * np.pi * rng.uniform(300, 900) * ratio * tail) * np.exp(-tail * rng.uniform(1, 6))
+                out[start:] += partial / ratio
+    elif kind == "squeal":
+        freq = _wobble(np.full(n, rng.uniform(1800.0, 5000.0)), sample_rate, rng)
+        out = _synthesise(freq, sample_rate, rng, np.array([1.0, 0.2])) * _bursts(
+            n, sample_rate, rng, (0.4, 2.0), (0.2, 1.0))
+    else:
+        raise ValueError(f"unknown distractor kind {kind!r}; expected one of {', '.join(DISTRACTOR_KINDS)}")
+    peak = float(np.max(np.abs(out))) if n else 0.0
+    return (0.9 * out / peak if peak > _EPS else np.zeros(n)).astype(np.float32)

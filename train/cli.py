@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="false-alarm budget that sets the threshold (default 1)")
     parser.add_argument("--generated-positives", type=int, default=4000)
     parser.add_argument("--copies-per-positive", type=int, default=2)
+    parser.add_argument("--generated-distractors", type=int, default=3000,
+                        help="generated tonal non-sirens (horns, music, beepers...) as negatives")
     parser.add_argument("--yamnet", type=Path, default=os.environ.get("SIREN_YAMNET"),
                         help="YAMNet .tflite to score as the baseline on the same folds (never shipped)")
     parser.add_argument("--teacher-weight", type=float, default=0.0,
@@ -67,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
             fit=FitSettings(epochs=args.epochs, seed=args.seed, teacher_weight=args.teacher_weight,
                             hard_negative_weight=args.hard_negative_weight), tutorial_epochs=args.tutorial_epochs,
             plan=AugmentPlan(copies_per_positive=args.copies_per_positive,
-                             generated_positives=args.generated_positives, seed=args.seed),
+                             generated_positives=args.generated_positives,
+                             generated_distractors=args.generated_distractors, seed=args.seed),
             random_split_check=not args.no_random_split_check, yamnet_path=args.yamnet,
         )
         run_pipeline(config)

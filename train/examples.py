@@ -15,9 +15,9 @@ from tqdm import tqdm
 
 from detector.audio import read_audio
 from detector.features import FeatureRecipe, compute_features
-from detector.synth import generate_traffic, random_siren_event
+from detector.synth import DISTRACTOR_KINDS, generate_distractor, generate_traffic, random_siren_event
 from detector.windows import WindowSpec, cut_windows
-from train.augment import augment_negative, augment_positive
+from train.augment import augment_negative, augment_positive, mix_at_snr
 from train.datasets import Clip
 
 SILENT_POSITIVE_DBFS = -55.0  # a "siren" window this quiet holds no siren to learn from
@@ -30,7 +30,7 @@ class Examples:
     windows: np.ndarray
     labels: np.ndarray
     groups: tuple[frozenset[str], ...]
-    kinds: np.ndarray  # "real", "real_aug", "siren_mix", "generated", "generated_neg"
+    kinds: np.ndarray  # "real", "real_aug", "siren_mix", "generated", "generated_neg", "distractor"
     clip_ids: np.ndarray  # index into the clip list, -1 for generated audio
     datasets: np.ndarray
 
@@ -86,12 +86,17 @@ def load_real_windows(clips: Sequence[Clip], spec: WindowSpec, is_positive: Call
 
 @dataclass(frozen=True)
 class AugmentPlan:
-    """How many street-like examples to make: per real positive, generated, and per real negative."""
+    """How many street-like examples to make: per real positive, generated, and per real negative.
+
+    `generated_distractors` are tonal non-sirens (horns, music, hums, beepers, bells, brake squeal) under
+    real backgrounds: without them generated sirens teach "anything tonal is a siren".
+    """
 
     copies_per_positive: int = 2
     generated_positives: int = 4000
     negative_fraction: float = 0.5
     generated_negatives: int = 600
+    generated_distractors: int = 3000
     seed: int = 0
 
 
@@ -143,6 +148,20 @@ def _negatives(real: Examples, rng: np.random.Generator, plan: AugmentPlan, spec
                     np.array(kinds), np.array(clip_ids), np.array(datasets))
 
 
+def _distractors(real: Examples, rng: np.random.Generator, count: int, spec: WindowSpec) -> Examples:
+    negatives = np.flatnonzero(real.labels == 0)
+    windows, groups = [], []
+    for _ in tqdm(range(count), desc="generating tonal distractors", unit="win"):
+        background = rng.choice(negatives)
+        kind = DISTRACTOR_KINDS[int(rng.integers(len(DISTRACTOR_KINDS)))]
+        tonal = generate_distractor(kind, spec.window / spec.sample_rate, rng, spec.sample_rate)
+        mixed = mix_at_snr(tonal, real.windows[background], float(rng.uniform(-5, 20)))
+        windows.append(augment_negative(mixed, rng, spec.sample_rate))
+        groups.append(real.groups[background])
+    return Examples(np.stack(windows).astype(np.float32), np.zeros(count, int), tuple(groups),
+                    np.full(count, "distractor"), np.full(count, -1), np.full(count, "generated"))
+
+
 def augment(real: Examples, plan: AugmentPlan, spec: WindowSpec) -> Examples:
     """The street-like examples made from `real` (not including `real` itself)."""
     rng = np.random.default_rng(plan.seed)
@@ -150,6 +169,7 @@ def augment(real: Examples, plan: AugmentPlan, spec: WindowSpec) -> Examples:
         _positive_mixes(real, rng, plan.copies_per_positive, spec),
         _generated_positives(real, rng, plan.generated_positives, spec),
         _negatives(real, rng, plan, spec),
+        _distractors(real, rng, plan.generated_distractors, spec),
     ])
 
 
