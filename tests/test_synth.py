@@ -188,3 +188,17 @@ def test_backgrounds_have_no_siren_like_tone() -> None:
         spectrum = np.abs(np.fft.rfft(bed[SR : 2 * SR] * np.hanning(SR))) ** 2
         band = spectrum[400:3000]  # the sirens' band, 1 Hz bins
         assert band.max() < 1000 * np.median(band)
+
+
+@pytest.mark.parametrize("kind", synth.DISTRACTOR_KINDS)
+def test_distractors_are_finite_normalised_and_reproducible(kind: str) -> None:
+    first = synth.generate_distractor(kind, 3.0, np.random.default_rng(5))
+    again = synth.generate_distractor(kind, 3.0, np.random.default_rng(5))
+    assert first.dtype == np.float32 and first.shape == (48000,)
+    assert np.isfinite(first).all() and np.array_equal(first, again)
+    assert np.max(np.abs(first)) == pytest.approx(0.9, abs=1e-3)
+
+
+def test_unknown_distractor_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown distractor kind"):
+        synth.generate_distractor("violin", 1.0, np.random.default_rng(0))
