@@ -102,7 +102,14 @@ def test_threshold_respects_the_false_alarm_budget() -> None:
     clips = np.arange(9)
     # 6 windows of negatives = 6 s of audio; budget 600/h allows exactly one false event
     choice = choose_threshold(labels, scores, clips, negative_hours=6 / 3600, budget_per_hour=600)
-    assert 0.3 < choice.threshold <= 0.6001
+    assert 0.3 < choice.threshold <= 0.6001 and choice.budget_met
     assert false_events(scores[:6], clips[:6], EventRule(choice.threshold)) <= 1
     strict = choose_threshold(labels, scores, clips, negative_hours=6 / 3600, budget_per_hour=0)
-    assert strict.threshold > 0.6
+    assert strict.threshold > 0.6 and strict.budget_met
+
+
+def test_a_budget_no_threshold_can_meet_is_reported_as_missed() -> None:
+    labels = np.array([0, 0, 1])
+    scores = np.array([1.0, 1.0, 1.0])
+    choice = choose_threshold(labels, scores, np.arange(3), negative_hours=2 / 3600, budget_per_hour=1)
+    assert not choice.budget_met and choice.false_events_per_hour > 1

@@ -60,23 +60,36 @@ class ThresholdChoice:
     threshold: float
     false_events_per_hour: float
     budget_per_hour: float
+    budget_met: bool
     rule: str
+
+
+MAX_THRESHOLD = 0.99  # int8 softmax outputs move in steps of 1/256: finer thresholds mean nothing
 
 
 def choose_threshold(labels: np.ndarray, scores: np.ndarray, clip_ids: np.ndarray, negative_hours: float,
                      budget_per_hour: float) -> ThresholdChoice:
-    """The lowest threshold whose false events on held-out non-siren audio stay within the budget."""
+    """The lowest threshold whose false events on held-out non-siren audio stay within the budget.
+
+    Candidates are the negatives' scores (to 4 decimals) plus a grid up to 0.99, scanned downwards
+    until the budget is exceeded; if even the highest candidate exceeds it, `budget_met` is False.
+    """
     negative = labels == 0
-    candidates = np.unique(np.round(np.concatenate([scores[negative], [0.5]]), 4))
-    best = 1.0
+    candidates = np.unique(np.concatenate([np.round(scores[negative], 4), [0.5],
+                                           np.linspace(0.9, MAX_THRESHOLD, 46)]))
+    candidates = candidates[candidates <= MAX_THRESHOLD]
+
+    def rate(threshold: float) -> float:
+        return false_events(scores[negative], clip_ids[negative], EventRule(threshold)) / negative_hours
+
+    best = MAX_THRESHOLD
     for threshold in candidates[::-1]:
-        rate = false_events(scores[negative], clip_ids[negative], EventRule(float(threshold))) / negative_hours
-        if rate > budget_per_hour:
+        if rate(float(threshold)) > budget_per_hour:
             break
         best = float(threshold)
-    best = min(max(best + 1e-4, 0.05), 0.99)  # strictly above the last admitted false alarm's score
-    rate = false_events(scores[negative], clip_ids[negative], EventRule(best)) / negative_hours
-    return ThresholdChoice(round(best, 4), rate, budget_per_hour,
+    best = float(np.clip(best + 1e-4, 0.05, MAX_THRESHOLD))  # just above the last admitted false alarm
+    achieved = rate(best)
+    return ThresholdChoice(round(best, 5), achieved, budget_per_hour, achieved <= budget_per_hour,
                            f"lowest threshold with at most {budget_per_hour:g} false event per hour of "
                            "held-out non-siren audio (out-of-fold scores, event rule per clip)")
 
@@ -89,7 +102,7 @@ def summarise(labels: np.ndarray, scores: np.ndarray, clip_ids: np.ndarray, data
     specificity = float((~predicted[labels == 0]).mean()) if np.any(labels == 0) else float("nan")
     negative = labels == 0
     return {
-        "threshold": round(threshold, 4),
+        "threshold": round(threshold, 5),
         "balanced_accuracy": round((recall + specificity) / 2, 4),
         "recall": round(recall, 4),
         "specificity": round(specificity, 4),

@@ -15,7 +15,8 @@ from train.models import Architecture
 @dataclass(frozen=True)
 class FitSettings:
     """`teacher_weight`: share of YAMNet's score in the targets of real windows (0 = hard labels only);
-    `hard_negative_weight`: loss weight of real non-siren windows that YAMNet scores as sirens."""
+    `hard_negative_weight`: loss weight of real non-siren windows that YAMNet scores as sirens;
+    `label_smoothing` keeps the softmax off 0 and 1, where int8 outputs (steps of 1/256) cannot rank."""
 
     epochs: int = 12
     batch_size: int = 64
@@ -24,6 +25,7 @@ class FitSettings:
     verbose: int = 2
     teacher_weight: float = 0.0
     hard_negative_weight: float = 1.0
+    label_smoothing: float = 0.1
 
 
 def standardised_recipe(recipe: FeatureRecipe, features: np.ndarray) -> FeatureRecipe:
@@ -46,7 +48,7 @@ def fit_model(architecture: Architecture, features: np.ndarray, labels: np.ndarr
     model = architecture.build(features.shape[1:], n_labels)
     steps = settings.epochs * int(np.ceil(len(labels) / settings.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(settings.learning_rate, steps)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="categorical_crossentropy",
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=keras.losses.CategoricalCrossentropy(label_smoothing=settings.label_smoothing),
                   metrics=["categorical_accuracy"])
     counts = np.bincount(labels, minlength=n_labels).astype(float)
     class_weight = len(labels) / (n_labels * np.maximum(counts, 1))

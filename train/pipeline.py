@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from detector.features import FeatureRecipe
 from detector.windows import WindowSpec
 from train.datasets import EMERGENCY, NON_EMERGENCY, Clip, binary_label
 from train.evaluate import assign_folds, choose_threshold, plot_report, summarise
@@ -42,6 +43,11 @@ class PipelineConfig:
     plan: AugmentPlan = field(default_factory=AugmentPlan)
     random_split_check: bool = True
     yamnet_path: Path | None = None
+
+
+def raw_recipe(recipe: FeatureRecipe) -> FeatureRecipe:
+    """The recipe before global standardisation, whose statistics come from the training features."""
+    return dataclasses.replace(recipe, standardise="none") if recipe.standardise == "global" else recipe
 
 
 def _standardise(features: np.ndarray, recipe: Any) -> np.ndarray:
@@ -108,11 +114,10 @@ def cross_validate(arch: Architecture, data: FoldData, config: PipelineConfig, s
                    report: dict[str, Any]) -> np.ndarray:
     """Out-of-fold positive scores on every real window, plus street-set recall per fold."""
     use_augmented = not arch.tutorial
-    settings = config.fit if use_augmented else dataclasses.replace(config.fit, epochs=config.tutorial_epochs)
-    real_features = features_of(data.real.windows, dataclasses.replace(arch.recipe, standardise="none")
-                                if arch.recipe.standardise == "global" else arch.recipe)
-    aug_features = (features_of(data.augmented.windows, dataclasses.replace(arch.recipe, standardise="none")
-                                if arch.recipe.standardise == "global" else arch.recipe)
+    settings = config.fit if use_augmented else dataclasses.replace(
+        config.fit, epochs=config.tutorial_epochs, teacher_weight=0.0, hard_negative_weight=1.0)
+    real_features = features_of(data.real.windows, raw_recipe(arch.recipe))
+    aug_features = (features_of(data.augmented.windows, raw_recipe(arch.recipe))
                     if use_augmented else np.zeros((0, *real_features.shape[1:]), np.float32))
     oof = np.zeros(len(data.real), dtype=np.float32)
     street_scores: dict[str, list[np.ndarray]] = {}
@@ -224,9 +229,8 @@ def random_split_check(arch: Architecture, data: FoldData, config: PipelineConfi
     rng = np.random.default_rng(1)
     random_fold = rng.integers(0, config.folds, len(data.real))
     leaky = FoldData(data.real, data.augmented, random_fold, {}, data.negative_hours)
-    recipe_raw = dataclasses.replace(arch.recipe, standardise="none")
-    real_features = features_of(data.real.windows, recipe_raw)
-    aug_features = features_of(data.augmented.windows, recipe_raw)
+    real_features = features_of(data.real.windows, raw_recipe(arch.recipe))
+    aug_features = features_of(data.augmented.windows, raw_recipe(arch.recipe))
     held_out = random_fold == 0
     model, recipe = _train(arch, real_features, aug_features, leaky, ~held_out,
                            np.ones(len(data.augmented), bool),
