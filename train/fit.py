@@ -48,7 +48,8 @@ def fit_model(architecture: Architecture, features: np.ndarray, labels: np.ndarr
     model = architecture.build(features.shape[1:], n_labels)
     steps = settings.epochs * int(np.ceil(len(labels) / settings.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(settings.learning_rate, steps)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=keras.losses.CategoricalCrossentropy(label_smoothing=settings.label_smoothing),
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=settings.label_smoothing)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss,
                   metrics=["categorical_accuracy"])
     counts = np.bincount(labels, minlength=n_labels).astype(float)
     class_weight = len(labels) / (n_labels * np.maximum(counts, 1))
