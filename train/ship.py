@@ -48,13 +48,12 @@ def update_card_evaluation(model_path: Path, name: str, results: dict[str, Any])
 
 
 def ship_model(arch: Architecture, data: Any, config: Any, results: dict[str, Any]) -> dict[str, Any]:
-    from train.pipeline import LABELS, _standardise, _train
+    from train.pipeline import LABELS, _standardise, _train, raw_recipe
 
     cv = results["models"][arch.name]
     threshold = cv["threshold_choice"]["threshold"]
-    raw_recipe = dataclasses.replace(arch.recipe, standardise="none")
-    real_features = features_of(data.real.windows, raw_recipe)
-    aug_features = features_of(data.augmented.windows, raw_recipe)
+    real_features = features_of(data.real.windows, raw_recipe(arch.recipe))
+    aug_features = features_of(data.augmented.windows, raw_recipe(arch.recipe))
     print(f"[{arch.name}] final fit on all {len(real_features)} real + {len(aug_features)} augmented windows",
           flush=True)
     model, recipe = _train(arch, real_features, aug_features, data, np.ones(len(real_features), bool),
