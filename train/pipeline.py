@@ -203,6 +203,7 @@ def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
         results["models"][name] = {**report["architecture"],
                                    **evaluate_scores(name, scores, data, config, report["street_scores"], street)}
         np.save(config.report_dir / f"{name}_oof.npy", scores)
+        np.savez(config.report_dir / f"{name}_street.npz", **report["street_scores"])
         _write(results, config.report_dir)
         if name == config.ship and config.out_model:
             from train.ship import ship_model
