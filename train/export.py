@@ -69,10 +69,11 @@ def export_model(model: keras.Model, representative: np.ndarray, check_features:
     agreement = float(np.mean((keras_scores >= threshold) == (int8_positive >= threshold)))
     check = {
         "windows": len(check_features),
+        "threshold": threshold,
         "decision_agreement": round(agreement, 4),
         "max_abs_score_difference": round(float(np.max(np.abs(keras_scores - int8_positive))), 4),
         "mean_abs_score_difference": round(float(np.mean(np.abs(keras_scores - int8_positive))), 4),
-        "note": "int8 TFLite vs float Keras on held-out windows, at the card's threshold",
+        "note": "int8 TFLite vs float Keras on 1,500 training windows, decisions at `threshold`",
     }
     if agreement < MIN_DECISION_AGREEMENT:
         raise ExportError(f"int8 model agrees with Keras on only {agreement:.1%} of decisions "

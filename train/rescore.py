@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         card_path = args.card.with_suffix(".json")
         card = json.loads(card_path.read_text())
         shipped = results["models"][args.ship]
+        card["export_check"].setdefault("threshold", card["threshold"])  # what the int8 check was measured at
         card["threshold"] = shipped["threshold"]
         card["threshold_choice"] = shipped["threshold_choice"]
         card["evaluation"]["this_model_rescored"] = shipped
