@@ -83,7 +83,7 @@ def tiny_training(tmp_path_factory: pytest.TempPathFactory) -> TinyTraining:
     features = compute_features(windows, recipe)
     arch = Architecture("tiny", recipe, _tiny_build, False, "tiny test model")
     model = fit_model(arch, features, labels, len(LABELS),
-                      FitSettings(epochs=40, batch_size=32, learning_rate=1e-2, verbose=0))
+                      FitSettings(epochs=40, batch_size=32, learning_rate=1e-2, verbose=0, label_smoothing=0.0))
     card = {
         "name": "tiny",
         "labels": list(LABELS),
