@@ -37,11 +37,6 @@ class Examples:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def subset(self, mask: np.ndarray) -> Examples:
-        indices = np.flatnonzero(mask)
-        return Examples(self.windows[indices], self.labels[indices], tuple(self.groups[i] for i in indices),
-                        self.kinds[indices], self.clip_ids[indices], self.datasets[indices])
-
     def within(self, allowed_groups: set[str]) -> np.ndarray:
         """Mask of examples made only from audio of `allowed_groups`."""
         return np.array([group_set <= allowed_groups for group_set in self.groups])
