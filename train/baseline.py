@@ -18,14 +18,13 @@ def yamnet_siren_scores(tagger: YamnetTagger, windows: np.ndarray, desc: str) ->
 
 def yamnet_report(config: Any, data: Any, street: Sequence[Any], evaluate_scores: Callable[..., dict]
                   ) -> dict[str, Any]:
-    """YAMNet needs no training, so its scores on every real window are already 'out of fold'."""
+    """YAMNet needs no training, so its scores on every real window (`data.yamnet_scores`) are out of fold."""
     tagger = YamnetTagger(config.yamnet_path)
-    scores = yamnet_siren_scores(tagger, data.real.windows, "YAMNet on real windows")
     street_scores: dict[str, list[np.ndarray]] = {}
     for street_set in street:
         street_scores.setdefault(street_set.name, []).append(
             yamnet_siren_scores(tagger, street_set.windows, f"YAMNet on {street_set.name}"))
-    summary = evaluate_scores("yamnet", scores, data, config,
+    summary = evaluate_scores("yamnet", data.yamnet_scores, data, config,
                               {name: np.concatenate(parts) for name, parts in street_scores.items()}, street)
     return {"name": "yamnet", "description": "YAMNet (AudioSet, MobileNet-v1) off the shelf: max of classes "
             "316-319 and 390 over three 0.975 s frames per window", "tutorial": False,

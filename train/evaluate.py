@@ -6,6 +6,7 @@ runtime's event rule applied to each held-out non-siren clip) per hour of non-si
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -117,6 +118,16 @@ def summarise(labels: np.ndarray, scores: np.ndarray, clip_ids: np.ndarray, data
         "windows": len(labels),
         "positive_windows": int((labels == 1).sum()),
     }
+
+
+def evaluate_at_budget(labels: np.ndarray, scores: np.ndarray, clip_ids: np.ndarray, datasets: np.ndarray,
+                       negative_hours: float, budget_per_hour: float) -> dict[str, Any]:
+    """The threshold for the false-alarm budget, the summary at it, and the summary at 0.5 to compare."""
+    choice = choose_threshold(labels, scores, clip_ids, negative_hours, budget_per_hour)
+    summary = summarise(labels, scores, clip_ids, datasets, choice.threshold, negative_hours)
+    summary["threshold_choice"] = dataclasses.asdict(choice)
+    summary["at_0.5"] = summarise(labels, scores, clip_ids, datasets, 0.5, negative_hours)
+    return summary
 
 
 def plot_report(labels: np.ndarray, scores: np.ndarray, threshold: float, title: str, path: Path) -> None:

@@ -109,16 +109,34 @@ def _positive_mixes(real: Examples, rng: np.random.Generator, count_per: int, sp
                     np.full(len(windows), "siren_mix"), np.array(clip_ids), np.array(datasets))
 
 
-def _generated_positives(real: Examples, rng: np.random.Generator, count: int, spec: WindowSpec) -> Examples:
+def _over_backgrounds(real: Examples, rng: np.random.Generator, count: int, label: int, kind: str, desc: str,
+                      make: Callable[[np.ndarray], np.ndarray]) -> Examples:
+    """`count` generated windows, each made by `make` over a random real non-siren window."""
     negatives = np.flatnonzero(real.labels == 0)
     windows, groups = [], []
-    for _ in tqdm(range(count), desc="generating sirens", unit="win"):
+    for _ in tqdm(range(count), desc=desc, unit="win"):
         background = rng.choice(negatives)
-        siren = random_siren_event(rng, spec.window / spec.sample_rate, spec.sample_rate)[: spec.window]
-        windows.append(augment_positive(siren, real.windows[background], rng, spec.sample_rate))
+        windows.append(make(real.windows[background]))
         groups.append(real.groups[background])
-    return Examples(np.stack(windows), np.ones(count, int), tuple(groups), np.full(count, "generated"),
-                    np.full(count, -1), np.full(count, "generated"))
+    return Examples(np.stack(windows).astype(np.float32), np.full(count, label), tuple(groups),
+                    np.full(count, kind), np.full(count, -1), np.full(count, "generated"))
+
+
+def _generated_positives(real: Examples, rng: np.random.Generator, count: int, spec: WindowSpec) -> Examples:
+    def make(background: np.ndarray) -> np.ndarray:
+        siren = random_siren_event(rng, spec.window / spec.sample_rate, spec.sample_rate)[: spec.window]
+        return augment_positive(siren, background, rng, spec.sample_rate)
+
+    return _over_backgrounds(real, rng, count, 1, "generated", "generating sirens", make)
+
+
+def _distractors(real: Examples, rng: np.random.Generator, count: int, spec: WindowSpec) -> Examples:
+    def make(background: np.ndarray) -> np.ndarray:
+        kind = DISTRACTOR_KINDS[int(rng.integers(len(DISTRACTOR_KINDS)))]
+        tonal = generate_distractor(kind, spec.window / spec.sample_rate, rng, spec.sample_rate)
+        return augment_negative(mix_at_snr(tonal, background, float(rng.uniform(-5, 20))), rng, spec.sample_rate)
+
+    return _over_backgrounds(real, rng, count, 0, "distractor", "generating tonal distractors", make)
 
 
 def _negatives(real: Examples, rng: np.random.Generator, plan: AugmentPlan, spec: WindowSpec) -> Examples:
@@ -141,20 +159,6 @@ def _negatives(real: Examples, rng: np.random.Generator, plan: AugmentPlan, spec
         datasets.append("generated")
     return Examples(np.stack(windows).astype(np.float32), np.zeros(len(windows), int), tuple(groups),
                     np.array(kinds), np.array(clip_ids), np.array(datasets))
-
-
-def _distractors(real: Examples, rng: np.random.Generator, count: int, spec: WindowSpec) -> Examples:
-    negatives = np.flatnonzero(real.labels == 0)
-    windows, groups = [], []
-    for _ in tqdm(range(count), desc="generating tonal distractors", unit="win"):
-        background = rng.choice(negatives)
-        kind = DISTRACTOR_KINDS[int(rng.integers(len(DISTRACTOR_KINDS)))]
-        tonal = generate_distractor(kind, spec.window / spec.sample_rate, rng, spec.sample_rate)
-        mixed = mix_at_snr(tonal, real.windows[background], float(rng.uniform(-5, 20)))
-        windows.append(augment_negative(mixed, rng, spec.sample_rate))
-        groups.append(real.groups[background])
-    return Examples(np.stack(windows).astype(np.float32), np.zeros(count, int), tuple(groups),
-                    np.full(count, "distractor"), np.full(count, -1), np.full(count, "generated"))
 
 
 def augment(real: Examples, plan: AugmentPlan, spec: WindowSpec) -> Examples:

@@ -20,7 +20,7 @@ import numpy as np
 from detector.features import FeatureRecipe
 from detector.windows import WindowSpec
 from train.datasets import EMERGENCY, NON_EMERGENCY, Clip, binary_label
-from train.evaluate import assign_folds, choose_threshold, plot_report, summarise
+from train.evaluate import assign_folds, evaluate_at_budget, plot_report
 from train.examples import AugmentPlan, Examples, augment, features_of, load_real_windows
 from train.fit import FitSettings, fit_model, predict, standardised_recipe
 from train.models import ARCHITECTURES, Architecture, count_macs
@@ -66,7 +66,23 @@ class FoldData:
     window_fold: np.ndarray
     fold_of_group: dict[str, int]
     negative_hours: float
-    teacher_scores: np.ndarray | None = None  # YAMNet's siren score per real window
+    yamnet_scores: np.ndarray | None = None  # YAMNet's siren score per real window: teacher and baseline
+    feature_cache: dict[Any, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+
+    def raw_features(self, recipe: FeatureRecipe, with_augmented: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Unstandardised features of the real and (if asked) augmented windows.
+
+        Kept for the last recipe asked for, so one model's cross-validation, final fit and leak check
+        compute them once; copies made with `dataclasses.replace` share the cache.
+        """
+        key = (raw_recipe(recipe), with_augmented)
+        if key not in self.feature_cache:
+            self.feature_cache.clear()
+            real = features_of(self.real.windows, key[0])
+            augmented = (features_of(self.augmented.windows, key[0]) if with_augmented
+                         else np.zeros((0, *real.shape[1:]), np.float32))
+            self.feature_cache[key] = (real, augmented)
+        return self.feature_cache[key]
 
 
 def _training_mask(data: FoldData, fold: int, use_augmented: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -96,10 +112,10 @@ def _teacher_targets(data: FoldData, real_mask: np.ndarray, labels: np.ndarray, 
     Generated and mixed windows keep hard labels: YAMNet scores generated two-tone sirens near zero and
     would teach that they are weak evidence.
     """
-    if data.teacher_scores is None or (settings.teacher_weight == 0 and settings.hard_negative_weight == 1):
+    if data.yamnet_scores is None or (settings.teacher_weight == 0 and settings.hard_negative_weight == 1):
         return None, None
     n_real = int(real_mask.sum())
-    teacher = data.teacher_scores[real_mask]
+    teacher = data.yamnet_scores[real_mask]
     targets = np.eye(len(LABELS), dtype=np.float32)[labels]
     alpha = settings.teacher_weight
     targets[:n_real, 1] = (1 - alpha) * labels[:n_real] + alpha * teacher
@@ -116,9 +132,7 @@ def cross_validate(arch: Architecture, data: FoldData, config: PipelineConfig, s
     use_augmented = not arch.tutorial
     settings = config.fit if use_augmented else dataclasses.replace(
         config.fit, epochs=config.tutorial_epochs, teacher_weight=0.0, hard_negative_weight=1.0)
-    real_features = features_of(data.real.windows, raw_recipe(arch.recipe))
-    aug_features = (features_of(data.augmented.windows, raw_recipe(arch.recipe))
-                    if use_augmented else np.zeros((0, *real_features.shape[1:]), np.float32))
+    real_features, aug_features = data.raw_features(arch.recipe, use_augmented)
     oof = np.zeros(len(data.real), dtype=np.float32)
     street_scores: dict[str, list[np.ndarray]] = {}
     started = time.perf_counter()
@@ -154,30 +168,25 @@ def load_data(config: PipelineConfig, spec: WindowSpec) -> FoldData:
     fold_of_group = assign_folds(groups, us8k, config.folds)
     window_fold = np.array([fold_of_group[next(iter(g))] for g in real.groups])
     negative_hours = float((real.labels == 0).sum()) * spec.hop / spec.sample_rate / 3600
-    teacher_scores = None
-    if config.yamnet_path and (config.fit.teacher_weight > 0 or config.fit.hard_negative_weight != 1):
+    yamnet_scores = None
+    if config.yamnet_path:
         from detector.yamnet import YamnetTagger
         from train.baseline import yamnet_siren_scores
 
-        teacher_scores = yamnet_siren_scores(YamnetTagger(config.yamnet_path), real.windows, "YAMNet teacher")
-    return FoldData(real, augmented, window_fold, fold_of_group, negative_hours, teacher_scores)
+        yamnet_scores = yamnet_siren_scores(YamnetTagger(config.yamnet_path), real.windows, "YAMNet on real windows")
+    return FoldData(real, augmented, window_fold, fold_of_group, negative_hours, yamnet_scores)
 
 
 def evaluate_scores(name: str, scores: np.ndarray, data: FoldData, config: PipelineConfig,
                     street_scores: dict[str, np.ndarray], street: Sequence[StreetSet]) -> dict[str, Any]:
     """The threshold choice on out-of-fold scores, the summary at it, street recall, and the plot."""
     real = data.real
-    choice = choose_threshold(real.labels, scores, real.clip_ids, data.negative_hours, config.budget_per_hour)
-    summary = summarise(real.labels, scores, real.clip_ids, real.datasets, choice.threshold,
-                        data.negative_hours)
-    summary["threshold_choice"] = dataclasses.asdict(choice)
-    summary["at_0.5"] = summarise(real.labels, scores, real.clip_ids, real.datasets, 0.5, data.negative_hours)
-    street_recall = {}
-    for set_name in sorted({s.name for s in street}):
-        if set_name in street_scores:
-            street_recall[set_name] = round(float(np.mean(street_scores[set_name] >= choice.threshold)), 4)
-    summary["street_recall"] = street_recall
-    plot_report(real.labels, scores, choice.threshold, f"{name}: out-of-fold, grouped {config.folds}-fold",
+    summary = evaluate_at_budget(real.labels, scores, real.clip_ids, real.datasets, data.negative_hours,
+                                 config.budget_per_hour)
+    threshold = summary["threshold"]
+    summary["street_recall"] = {name: round(float(np.mean(street_scores[name] >= threshold)), 4)
+                                for name in sorted({s.name for s in street}) if name in street_scores}
+    plot_report(real.labels, scores, threshold, f"{name}: out-of-fold, grouped {config.folds}-fold",
                 config.report_dir / f"{name}.png")
     return summary
 
@@ -210,13 +219,13 @@ def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
 
             results["shipped"] = ship_model(arch, data, config, results)
             _write(results, config.report_dir)
-    if config.yamnet_path:
+        if name == config.ship and config.random_split_check:  # now, while its features are cached
+            results["random_split_leak"] = random_split_check(arch, data, config)
+            _write(results, config.report_dir)
+    if data.yamnet_scores is not None:
         from train.baseline import yamnet_report
 
         results["models"]["yamnet"] = yamnet_report(config, data, street, evaluate_scores)
-        _write(results, config.report_dir)
-    if config.random_split_check and config.ship:
-        results["random_split_leak"] = random_split_check(ARCHITECTURES[config.ship], data, config)
         _write(results, config.report_dir)
     if config.ship and config.out_model:
         from train.ship import update_card_evaluation
@@ -229,9 +238,8 @@ def random_split_check(arch: Architecture, data: FoldData, config: PipelineConfi
     """What a leaky random split of windows would have claimed, with the same model and augmentation."""
     rng = np.random.default_rng(1)
     random_fold = rng.integers(0, config.folds, len(data.real))
-    leaky = FoldData(data.real, data.augmented, random_fold, {}, data.negative_hours)
-    real_features = features_of(data.real.windows, raw_recipe(arch.recipe))
-    aug_features = features_of(data.augmented.windows, raw_recipe(arch.recipe))
+    leaky = dataclasses.replace(data, window_fold=random_fold, fold_of_group={})
+    real_features, aug_features = data.raw_features(arch.recipe, True)
     held_out = random_fold == 0
     model, recipe = _train(arch, real_features, aug_features, leaky, ~held_out,
                            np.ones(len(data.augmented), bool),
@@ -239,10 +247,8 @@ def random_split_check(arch: Architecture, data: FoldData, config: PipelineConfi
     scores = predict(model, _standardise(real_features[held_out], recipe))[:, 1]
     real = data.real
     hours = float((real.labels[held_out] == 0).sum()) / 3600
-    choice = choose_threshold(real.labels[held_out], scores, real.clip_ids[held_out], hours,
-                              config.budget_per_hour)
-    summary = summarise(real.labels[held_out], scores, real.clip_ids[held_out], real.datasets[held_out],
-                        choice.threshold, hours)
+    summary = evaluate_at_budget(real.labels[held_out], scores, real.clip_ids[held_out], real.datasets[held_out],
+                                 hours, config.budget_per_hour)
     summary["protocol"] = (f"LEAKY: windows shuffled at random into {config.folds} parts, one part held out; "
                            f"augmentation free to mix held-out audio into training; {config.tutorial_epochs} epochs; "
                            "shown only to expose the leak")

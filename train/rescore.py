@@ -12,7 +12,6 @@ Usage: python -m train.rescore --data INDEX.csv --oof NAME=PATH.npy ... [--yamne
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -22,16 +21,8 @@ import numpy as np
 
 from detector.windows import WindowSpec
 from train.datasets import EMERGENCY, binary_label, load_dataset
-from train.evaluate import choose_threshold, plot_report, summarise
+from train.evaluate import evaluate_at_budget, plot_report
 from train.examples import load_real_windows
-
-
-def rescore(scores: np.ndarray, real: Any, hours: float, budget: float) -> dict[str, Any]:
-    choice = choose_threshold(real.labels, scores, real.clip_ids, hours, budget)
-    summary = summarise(real.labels, scores, real.clip_ids, real.datasets, choice.threshold, hours)
-    summary["threshold_choice"] = dataclasses.asdict(choice)
-    summary["at_0.5"] = summarise(real.labels, scores, real.clip_ids, real.datasets, 0.5, hours)
-    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         keep = {k: v for k, v in facts.get(name, {}).items()
                 if k in ("name", "description", "tutorial", "parameters", "macs_per_window", "trained_on", "epochs")}
-        results["models"][name] = {**keep, **rescore(scores, real, hours, args.false_events_per_hour)}
+        results["models"][name] = {**keep, **evaluate_at_budget(real.labels, scores, real.clip_ids, real.datasets,
+                                                                hours, args.false_events_per_hour)}
         plot_report(real.labels, scores, results["models"][name]["threshold"], f"{name}: out-of-fold",
                     args.out.parent / f"{name}.png")
     args.out.write_text(json.dumps(results, indent=2) + "\n")

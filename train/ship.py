@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 
 from detector import __version__
-from train.examples import features_of
 from train.export import export_model
 from train.models import Architecture, count_macs
 
@@ -48,12 +47,11 @@ def update_card_evaluation(model_path: Path, name: str, results: dict[str, Any])
 
 
 def ship_model(arch: Architecture, data: Any, config: Any, results: dict[str, Any]) -> dict[str, Any]:
-    from train.pipeline import LABELS, _standardise, _train, raw_recipe
+    from train.pipeline import LABELS, _standardise, _train
 
     cv = results["models"][arch.name]
     threshold = cv["threshold_choice"]["threshold"]
-    real_features = features_of(data.real.windows, raw_recipe(arch.recipe))
-    aug_features = features_of(data.augmented.windows, raw_recipe(arch.recipe))
+    real_features, aug_features = data.raw_features(arch.recipe, True)
     print(f"[{arch.name}] final fit on all {len(real_features)} real + {len(aug_features)} augmented windows",
           flush=True)
     model, recipe = _train(arch, real_features, aug_features, data, np.ones(len(real_features), bool),
