@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
 from detector import __version__
 from detector.classify import classify_or_error
-from detector.errors import DetectorError
+from detector.config import (
+    DEFAULT_CONFIG_PATH,
+    INSTALL_ROOT,
+    check_files,
+    describe_config,
+    load_config,
+    read_password,
+    resolve_path,
+)
+from detector.errors import ConfigError, DetectorError, ModelError
 from detector.model import Classifier
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
-DEFAULT_MODEL = MODELS_DIR / "emergency.tflite"
+DEFAULT_MODEL = INSTALL_ROOT / "models" / "emergency.tflite"
+DEMO_CONFIG_PATH = INSTALL_ROOT / "configs" / "demo.yaml"
 
 
 def _print_human(result: dict) -> None:
@@ -40,10 +50,53 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from detector.daemon import Daemon
+
+    config = load_config(args.config)
+    setup_logging(config.log_level)
+    return Daemon(config).run()
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    check_files(config)
+    if config.mqtt.enabled and config.mqtt.username is not None:
+        read_password(config.mqtt)  # the source must work; the password itself is never printed
+    try:
+        Classifier(resolve_path(config.detection.model))
+    except ModelError as error:
+        raise ConfigError(f"detection.model: {error}") from None
+    print(f"{args.config}: valid")
+    print(describe_config(config), end="")
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from detector.devices import list_input_devices
+
+    devices = list_input_devices()
+    if args.json:
+        print(json.dumps(devices, indent=2))
+        return 0
+    if not devices:
+        print("no input devices")
+    for device in devices:
+        rates = ", ".join(str(rate) for rate in device["accepted_samplerates"]) or "none of the usual"
+        print(f"{device['index']:>3}  {device['name']}  ({device['host_api']}, {device['max_input_channels']} ch, "
+              f"default {device['default_samplerate']} Hz; accepts {rates})")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from detector.demo import run_demo
 
-    return run_demo(Classifier(args.model or DEFAULT_MODEL), duration_s=args.duration, seed=args.seed)
+    setup_logging("WARNING")
+    return run_demo(args.config, realtime=args.realtime, embedded_broker=args.embedded_broker)
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,10 +111,26 @@ def build_parser() -> argparse.ArgumentParser:
                           help=f"a .tflite beside its .json card (repeatable; default {DEFAULT_MODEL.name})")
     classify.set_defaults(handler=cmd_classify)
 
-    demo = commands.add_parser("demo", help="detect sirens in a generated street scene and score the result")
-    demo.add_argument("--model", type=Path, metavar="PATH", help="default: the shipped emergency model")
-    demo.add_argument("--duration", type=float, default=120.0, help="seconds of scene (default 120)")
-    demo.add_argument("--seed", type=int, default=7, help="scene seed (default 7)")
+    run = commands.add_parser("run", help="the daemon: audio source to MQTT")
+    run.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH, metavar="FILE",
+                     help=f"YAML config (default {DEFAULT_CONFIG_PATH})")
+    run.set_defaults(handler=cmd_run)
+
+    check = commands.add_parser("check-config", help="validate a config file; exit 2 naming the bad key")
+    check.add_argument("config", type=Path, metavar="FILE")
+    check.set_defaults(handler=cmd_check_config)
+
+    devices = commands.add_parser("devices", help="input devices and the sample rates they accept")
+    devices.add_argument("--json", action="store_true")
+    devices.set_defaults(handler=cmd_devices)
+
+    demo = commands.add_parser("demo", help="the daemon on a generated street scene, with its own MQTT broker, "
+                                            "printing what a subscriber receives")
+    demo.add_argument("--config", type=Path, default=DEMO_CONFIG_PATH, metavar="FILE",
+                      help="default: configs/demo.yaml (its mqtt host and port are replaced by the demo's broker)")
+    demo.add_argument("--realtime", action="store_true", help="play the scene in real time (default: fast)")
+    demo.add_argument("--embedded-broker", action="store_true", help="use the embedded broker even if "
+                      "mosquitto is installed")
     demo.set_defaults(handler=cmd_demo)
     return parser
 

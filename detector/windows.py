@@ -44,13 +44,16 @@ def cut_windows(samples: np.ndarray, spec: WindowSpec) -> tuple[np.ndarray, np.n
 
 
 class StreamWindower:
-    """Turns chunks of any size into the same windows `cut_windows` gives for the whole stream."""
+    """Turns chunks of any size into the same windows `cut_windows` gives for the whole stream.
 
-    def __init__(self, spec: WindowSpec) -> None:
+    `start` is the stream index of the first sample pushed (a stream resumed after a gap starts later).
+    """
+
+    def __init__(self, spec: WindowSpec, start: int = 0) -> None:
         self.spec = spec
         self._buffer = np.zeros(0, dtype=np.float32)
-        self._buffer_start = 0  # stream index of self._buffer[0]
-        self._next_start = 0
+        self._buffer_start = start  # stream index of self._buffer[0]
+        self._next_start = start
 
     def push(self, chunk: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
         """Add samples; yield (start index, window) for every window now complete."""

@@ -1,0 +1,254 @@
+"""`siren-detector run`: source -> windows -> features -> classifier -> event tracker -> sinks.
+
+One worker loop does everything slow, in audio time: it reads chunks from the source, cuts 2 s windows at
+the configured hop, scores each, feeds the trackers and hands messages to the sinks (which never block
+it). The same loop pings the systemd watchdog, so a stalled worker gets restarted, and publishes health.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from types import FrameType
+from typing import Protocol
+
+from detector.config import Config, DetectionConfig, check_files, resolve_path
+from detector.errors import ConfigError
+from detector.health import HealthMonitor
+from detector.messages import (
+    ModelIdentity,
+    SequenceCounter,
+    event_message,
+    health_message,
+    scores_message,
+    state_message,
+)
+from detector.model import Classifier, ModelCard
+from detector.mqtt import MqttSink
+from detector.sources import Chunk, EndOfAudio, Source, SourceFault, make_source
+from detector.spool import Message, Spool
+from detector.systemd import Notifier
+from detector.tracker import OFF_FRACTION, EventTracker, TrackedEvent, TrackerSettings
+from detector.windows import StreamWindower, WindowSpec
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000  # PRODUCT.md's audio path: 16 kHz mono, 2 s windows
+WINDOW_S = 2.0
+READ_TIMEOUT_S = 0.2
+
+
+class Sink(Protocol):
+    def submit(self, message: Message) -> None: ...
+
+
+class StdoutSink:
+    """Every message as one JSON line on stdout, with its full topic."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def submit(self, message: Message) -> None:
+        print(json.dumps({"topic": f"{self.prefix}/{message.topic}", "payload": message.payload}), flush=True)
+
+
+@dataclass(frozen=True)
+class LabelChannel:
+    """One label the daemon tracks: where its score is in the model's output and its tracker."""
+
+    index: int
+    tracker: EventTracker
+
+
+def tracker_settings(detection: DetectionConfig, card: ModelCard) -> TrackerSettings:
+    """The config's values where given, else those measured for this model (its card's "tracker")."""
+    measured = card.raw.get("tracker") or {}
+
+    def pick(key: str, fallback: float) -> float:
+        value = getattr(detection, key)
+        return value if value is not None else measured.get(key, fallback)
+
+    on = float(pick("on_threshold", card.threshold))
+    off = float(pick("off_threshold", OFF_FRACTION * on))
+    onset_of = int(pick("onset_of", 3))
+    onset_windows = int(pick("onset_windows", min(2, onset_of)))
+    if not 0.0 < off <= on < 1.0:
+        raise ConfigError(f"detection.off_threshold: {off:g} must be above 0 and at most the on-threshold {on:g}")
+    if not 1 <= onset_windows <= onset_of:
+        raise ConfigError(f"detection.onset_windows: {onset_windows} must be between 1 and onset_of ({onset_of})")
+    return TrackerSettings(on_threshold=on, off_threshold=off, onset_windows=onset_windows, onset_of=onset_of,
+                           offset_windows=detection.offset_windows, min_event_s=detection.min_event_s,
+                           refractory_s=detection.refractory_s)
+
+
+class Daemon:
+    def __init__(self, config: Config, source: Source | None = None) -> None:
+        self.config = config
+        check_files(config)
+        self.classifier = Classifier(resolve_path(config.detection.model))
+        self.classifier.check_audio_path(SAMPLE_RATE, WINDOW_S)
+        card = self.classifier.card
+        self.model = ModelIdentity(card.name, self.classifier.sha256)
+        self.device_id = config.mqtt.device_id or socket.gethostname()
+        self.spec = WindowSpec.from_seconds(SAMPLE_RATE, WINDOW_S, config.detection.hop_s)
+        settings = tracker_settings(config.detection, card)
+        self.channels = {label: LabelChannel(card.labels.index(label), EventTracker(label, settings, WINDOW_S))
+                         for label in card.positive_labels}
+        self.source = source or make_source(config.audio, SAMPLE_RATE)
+        self.health = HealthMonitor()
+        self.notifier = Notifier()
+        spool_dir = config.mqtt.spool_dir
+        self.spool = Spool(spool_dir, config.mqtt.spool_max_messages)
+        self.sequence = SequenceCounter(None if spool_dir is None else spool_dir.parent / "event-seq")
+        self.mqtt = MqttSink(config.mqtt, self.device_id, self.spool) if config.mqtt.enabled else None
+        prefix = f"{config.mqtt.topic_prefix}/{self.device_id}"
+        self.sinks: list[Sink] = [s for s in (self.mqtt, StdoutSink(prefix) if config.stdout else None) if s]
+        self.stop_requested = threading.Event()
+        self._windower = StreamWindower(self.spec)
+        self._expected_start = 0
+        self._anchor = (0.0, time.time())  # (audio seconds, wall time) of the latest chunk
+
+    def wall_time(self, audio_s: float) -> float:
+        anchor_s, anchor_wall = self._anchor
+        return anchor_wall + (audio_s - anchor_s)
+
+    def _submit(self, message: Message) -> None:
+        for sink in self.sinks:
+            sink.submit(message)
+
+    def _publish_events(self, events: list[TrackedEvent]) -> None:
+        for event in events:
+            end_wall = None if event.end_s is None else self.wall_time(event.end_s)
+            self._submit(event_message(event, self.sequence.next(), self.wall_time(event.start_s), end_wall,
+                                       self.device_id, self.model))
+            log.info("%s %s at %.1f s (confidence %.2f)", event.label, event.type, event.start_s, event.confidence)
+        if events:
+            self._publish_state(events[-1].end_s if events[-1].type == "end" else events[-1].start_s)
+
+    def _publish_state(self, since_s: float) -> None:
+        active = [(label, c.tracker.confidence) for label, c in self.channels.items() if c.tracker.active]
+        label, confidence = active[0] if active else (None, None)
+        self._submit(state_message(bool(active), label, confidence, self.wall_time(since_s)))
+
+    def _publish_health(self) -> None:
+        self.health.input_overflows = self.source.overflows
+        broker = self.mqtt.status() if self.mqtt else {"connected": None}
+        self._submit(health_message(self.health.figures(self.spool.count("event"), broker)))
+
+    def _close_events(self) -> None:
+        for channel in self.channels.values():
+            self._publish_events(channel.tracker.close())
+
+    def process(self, chunk: Chunk) -> None:
+        """Score every window this chunk completes and publish what the trackers conclude."""
+        if chunk.start != self._expected_start:
+            gap = chunk.start - self._expected_start
+            self.health.dropped_windows += max(0, round(gap / self.spec.hop))
+            log.warning("audio resumed after a gap of %.1f s", gap / SAMPLE_RATE)
+            self._close_events()
+            self._windower = StreamWindower(self.spec, start=chunk.start)
+        self._expected_start = chunk.start + len(chunk.samples)
+        self._anchor = (chunk.start / SAMPLE_RATE, chunk.wall_time)
+        self.health.audio_arrived()
+        for start, window in self._windower.push(chunk.samples):
+            began = time.perf_counter()
+            scores = self.classifier.predict(window[None, :])[0]
+            self.health.window_done(window, (time.perf_counter() - began) * 1000.0)
+            start_s = start / SAMPLE_RATE
+            for channel in self.channels.values():
+                self._publish_events(channel.tracker.update(start_s, float(scores[channel.index])))
+            if self.config.detection.publish_scores:
+                labels = self.classifier.card.labels
+                self._submit(scores_message(start_s, self.wall_time(start_s),
+                                            {label: float(v) for label, v in zip(labels, scores, strict=True)}))
+
+    def _reopen_source(self, fault: SourceFault) -> None:
+        """Report the fault, end open events, reopen with backoff (pinging the watchdog meanwhile)."""
+        self.health.audio_faults += 1
+        self.health.source_status = f"fault: {fault}"
+        log.error("audio source fault: %s; reopening", fault)
+        self._close_events()
+        self._publish_health()
+        self.source.close()
+        delay = 1.0
+        while not self.stop_requested.is_set():
+            self._sleep_watchful(delay)
+            try:
+                self.source.open()
+                return
+            except SourceFault as again:
+                self.health.source_status = f"reopening: {again}"
+                log.warning("audio source still unavailable (%s); next try in %.0f s", again, delay)
+                self._publish_health()
+                delay = min(delay * 2, self.config.audio.reopen_backoff_max_s)
+
+    def _sleep_watchful(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.stop_requested.is_set() and time.monotonic() < deadline:
+            self.notifier.watchdog()
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def request_stop(signum: int, _frame: FrameType | None) -> None:
+            log.info("signal %d: stopping", signum)
+            self.stop_requested.set()
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+
+    def run(self) -> int:
+        """Run until the source ends or a stop is requested; 0 on a clean stop, 1 if audio failed for good."""
+        self._install_signal_handlers()
+        if self.mqtt:
+            self.mqtt.start()
+        exit_code = 0
+        try:
+            try:
+                self.source.open()
+            except SourceFault as fault:
+                self._reopen_source(fault)
+            self.notifier.ready()
+            self.notifier.status(f"listening, model {self.model.name}")
+            self._publish_state(0.0)
+            self._publish_health()
+            exit_code = self._loop()
+        finally:
+            self._close_events()
+            self._publish_health()
+            self.source.close()
+            self.notifier.stopping()
+            if self.mqtt:
+                self.mqtt.stop()
+        return exit_code
+
+    def _loop(self) -> int:
+        watchdog_every = self.notifier.watchdog_interval_s or 1.0
+        last_ping = last_health = time.monotonic()
+        while not self.stop_requested.is_set():
+            try:
+                chunk = self.source.read(READ_TIMEOUT_S)
+            except EndOfAudio:
+                log.info("end of audio after %d windows", self.health.windows_processed)
+                return 0
+            except SourceFault as fault:
+                self._reopen_source(fault)
+                continue
+            if chunk is not None and len(chunk.samples):
+                self.process(chunk)
+            now = time.monotonic()
+            if now - last_ping >= watchdog_every:
+                self.notifier.watchdog()
+                last_ping = now
+            if now - last_health >= self.config.health_interval_s:
+                self._publish_health()
+                last_health = now
+        return 0
+

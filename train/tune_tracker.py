@@ -1,0 +1,106 @@
+"""Choose the daemon's event-tracker defaults by measuring them on out-of-fold scores.
+
+Every real clip's windows (2 s at a 1 s hop) are replayed, in order, through the runtime's EventTracker
+with each candidate setting. A siren clip counts as caught when it gives a start event; every start on a
+non-siren clip is a false event. The chosen setting catches the most siren clips within the false-event
+budget; ties go to the fewer false events.
+
+Usage: python -m train.tune_tracker --data INDEX.csv --oof PATH.npy [--budget 10] [--out tracker.json]
+       [--card models/emergency.json]   (writes the choice into the card, where the daemon reads it)
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detector.tracker import EventTracker, TrackerSettings
+from detector.windows import WindowSpec
+from train.datasets import EMERGENCY, binary_label, load_dataset
+from train.examples import load_real_windows
+
+ON_THRESHOLDS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+OFF_FRACTION = 0.5  # the off-threshold changes how long events last, not how many start
+ONSETS = ((1, 1), (2, 2), (2, 3), (3, 3))  # (k, n)
+WINDOW_S, HOP_S = 2.0, 1.0
+
+
+def replay(settings: TrackerSettings, scores: np.ndarray) -> int:
+    """Start events one clip's scores give."""
+    tracker = EventTracker("emergency", settings, WINDOW_S)
+    events = [e for i, score in enumerate(scores) for e in tracker.update(i * HOP_S, float(score))]
+    events += tracker.close()
+    return sum(e.type == "start" for e in events)
+
+
+def measure(settings: TrackerSettings, clips: list[tuple[bool, np.ndarray]], negative_hours: float) -> dict[str, Any]:
+    caught = positives = false_events = 0
+    for positive, scores in clips:
+        starts = replay(settings, scores)
+        if positive:
+            positives += 1
+            caught += starts > 0
+        else:
+            false_events += starts
+    return {"on_threshold": settings.on_threshold, "off_threshold": round(settings.off_threshold, 4),
+            "onset_windows": settings.onset_windows, "onset_of": settings.onset_of,
+            "siren_clip_recall": round(caught / max(positives, 1), 4),
+            "false_events_per_hour": round(false_events / negative_hours, 2)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, action="append", required=True)
+    parser.add_argument("--label-column", default="binary_label")
+    parser.add_argument("--oof", type=Path, required=True, help="<model>_oof.npy saved by siren-train")
+    parser.add_argument("--budget", type=float, default=10.0, help="false events per hour of non-siren audio")
+    parser.add_argument("--out", type=Path, help="JSON of every setting measured and the choice")
+    parser.add_argument("--card", type=Path, help="model card to write the chosen settings into")
+    args = parser.parse_args(argv)
+
+    all_clips = [clip for source in args.data for clip in load_dataset(source, args.label_column)]
+    real = load_real_windows(all_clips, WindowSpec.from_seconds(16000, WINDOW_S, HOP_S),
+                             lambda label: binary_label(label) == EMERGENCY)
+    scores = np.load(args.oof)
+    if len(scores) != len(real.labels):
+        print(f"tune_tracker: error: {args.oof} has {len(scores)} scores for {len(real.labels)} windows",
+              file=sys.stderr)
+        return 2
+    clips = [(bool(real.labels[real.clip_ids == c][0]), scores[real.clip_ids == c]) for c in np.unique(real.clip_ids)]
+    negative_hours = float((real.labels == 0).sum()) * HOP_S / 3600
+    rows = []
+    for on, (k, n) in itertools.product(ON_THRESHOLDS, ONSETS):
+        settings = TrackerSettings(on_threshold=on, off_threshold=on * OFF_FRACTION, onset_windows=k, onset_of=n)
+        rows.append(measure(settings, clips, negative_hours))
+    within = [r for r in rows if r["false_events_per_hour"] <= args.budget]
+    choice = max(within, key=lambda r: (r["siren_clip_recall"], -r["false_events_per_hour"])) if within else None
+    print("| on | off | k of n | siren clips caught | false events/h |\n| --- | --- | --- | --- | --- |")
+    for row in sorted(rows, key=lambda r: -r["siren_clip_recall"]):
+        if row["false_events_per_hour"] <= 3 * args.budget:
+            print(f"| {row['on_threshold']} | {row['off_threshold']} | {row['onset_windows']} of {row['onset_of']} "
+                  f"| {row['siren_clip_recall']:.1%} | {row['false_events_per_hour']} |")
+    print(f"chosen within {args.budget:g} false events/h: {choice}")
+    protocol = (f"out-of-fold scores of grouped CV replayed through the daemon's tracker, {len(clips)} real clips "
+                f"of {', '.join(str(d) for d in args.data)}, {negative_hours:.2f} h non-siren; a siren clip is caught "
+                "when the tracker starts an event in it; false events are starts on non-siren clips; chosen: most "
+                f"siren clips caught within {args.budget:g} false events/h")
+    if args.out:
+        args.out.write_text(json.dumps({"protocol": protocol, "budget_per_hour": args.budget, "choice": choice,
+                                        "settings": rows}, indent=2) + "\n")
+    if args.card and choice:
+        card = json.loads(args.card.read_text())
+        card["tracker"] = {**{k: choice[k] for k in ("on_threshold", "off_threshold", "onset_windows", "onset_of")},
+                           "measured": {k: choice[k] for k in ("siren_clip_recall", "false_events_per_hour")},
+                           "protocol": protocol}
+        args.card.write_text(json.dumps(card, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
