@@ -102,9 +102,12 @@ class Daemon:
         self.source = source or make_source(config.audio, SAMPLE_RATE)
         self.health = HealthMonitor()
         self.notifier = Notifier()
-        spool_dir = config.mqtt.spool_dir
-        self.spool = Spool(spool_dir, config.mqtt.spool_max_messages)
-        self.sequence = SequenceCounter(None if spool_dir is None else spool_dir.parent / "event-seq")
+        spool_dir = config.mqtt.spool_dir if config.mqtt.enabled else None
+        try:
+            self.spool = Spool(spool_dir, config.mqtt.spool_max_messages)
+            self.sequence = SequenceCounter(None if spool_dir is None else spool_dir.parent / "event-seq")
+        except OSError as error:
+            raise ConfigError(f"mqtt.spool_dir: cannot use {spool_dir} ({error.strerror or error})") from None
         self.mqtt = MqttSink(config.mqtt, self.device_id, self.spool) if config.mqtt.enabled else None
         prefix = f"{config.mqtt.topic_prefix}/{self.device_id}"
         self.sinks: list[Sink] = [s for s in (self.mqtt, StdoutSink(prefix) if config.stdout else None) if s]
