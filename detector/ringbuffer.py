@@ -19,6 +19,8 @@ class RingBuffer:
         self._written = 0  # frames ever written
         self._read = 0  # frames ever read or dropped
         self.dropped_frames = 0
+        self.overruns = 0  # times the writer caught up with the reader
+        self._dropped_unread = 0  # frames dropped since the last read
         self._lock = threading.Lock()
         self._arrived = threading.Event()
 
@@ -38,10 +40,13 @@ class RingBuffer:
             if overrun > 0:
                 self._read += overrun
                 self.dropped_frames += overrun
+                self._dropped_unread += overrun
+                self.overruns += 1
         self._arrived.set()
 
-    def read(self, timeout_s: float) -> np.ndarray:
-        """Every frame not yet read (possibly none after `timeout_s`), oldest first."""
+    def read(self, timeout_s: float) -> tuple[np.ndarray, int]:
+        """Every frame not yet read (possibly none after `timeout_s`), oldest first, and how many frames were
+        overwritten unread just before them."""
         self._arrived.wait(timeout_s)
         with self._lock:
             self._arrived.clear()
@@ -50,4 +55,5 @@ class RingBuffer:
             indices = (start + np.arange(count)) % self._capacity
             frames = self._data[indices]
             self._read = self._written
-        return frames
+            dropped, self._dropped_unread = self._dropped_unread, 0
+        return frames, dropped

@@ -207,6 +207,7 @@ class MicrophoneSource:
         self._last_frame_time = 0.0
         self._closed_at: float | None = None
         self._callback_overflows = 0
+        self._device_rate = sample_rate
 
     def open(self) -> None:
         import sounddevice
@@ -216,6 +217,7 @@ class MicrophoneSource:
             rate = self.config.sample_rate or self._rate_for(sounddevice, device)
             self._buffer = RingBuffer(round(self.config.buffer_s * rate), self.config.channels)
             self._resampler = StreamResampler(rate, self.sample_rate)
+            self._device_rate = rate
             self._stream = sounddevice.InputStream(
                 device=device, samplerate=rate, channels=self.config.channels, dtype="float32",
                 blocksize=max(1, round(self.config.block_s * rate)), callback=self._callback)
@@ -248,9 +250,12 @@ class MicrophoneSource:
         assert self._buffer is not None and self._resampler is not None
         if self._stream is None or not self._stream.active:
             raise SourceFault("the input stream stopped")
-        frames = self._buffer.read(timeout_s)
+        frames, dropped = self._buffer.read(timeout_s)
         now = time.time()
-        self.overflows = self._callback_overflows + self._buffer.dropped_frames
+        self.overflows = self._callback_overflows + self._buffer.overruns
+        if dropped:  # the worker fell behind: skip the lost audio so the daemon sees a gap, not a splice
+            self._position += round(dropped * self.sample_rate / self._device_rate)
+            self._resampler = StreamResampler(self._device_rate, self.sample_rate)
         if len(frames) == 0:
             if now - self._last_frame_time > self.config.stall_timeout_s:
                 raise SourceFault(f"no audio frames for {now - self._last_frame_time:.1f} s")

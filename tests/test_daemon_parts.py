@@ -212,10 +212,11 @@ def test_ring_buffer_overwrites_oldest_and_counts() -> None:
     data = np.arange(300, dtype=np.float32).reshape(150, 2)
     ring.write(data[:60])
     ring.write(data[60:150])
-    frames = ring.read(0.0)
+    frames, dropped = ring.read(0.0)
     np.testing.assert_array_equal(frames, data[50:150])
-    assert ring.dropped_frames == 50
-    assert len(ring.read(0.01)) == 0
+    assert dropped == ring.dropped_frames == 50 and ring.overruns == 1
+    frames, dropped = ring.read(0.01)
+    assert len(frames) == 0 and dropped == 0
 
 
 # --- sources and the worker -------------------------------------------------------------------------------
