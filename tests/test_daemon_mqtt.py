@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -206,9 +205,9 @@ def test_daemon_reconnects_when_the_broker_comes_up_late(tmp_path: Path) -> None
             process.kill()
 
 
-def test_demo_command_runs_with_its_own_broker() -> None:
-    env = {**os.environ}
-    run = subprocess.run([sys.executable, "-m", "detector.cli", "demo"], capture_output=True, text=True, timeout=300,
-                         env=env)
+@pytest.mark.parametrize("broker_flag", [[], ["--embedded-broker"]], ids=["mosquitto", "embedded"])
+def test_demo_command_runs_with_its_own_broker(broker_flag: list[str]) -> None:
+    run = subprocess.run([sys.executable, "-m", "detector.cli", "demo", *broker_flag], capture_output=True, text=True,
+                         timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "sirens/demo/event" in run.stdout and "found 3 of 3 sirens, 0 false alarms" in run.stdout
