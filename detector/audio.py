@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
 
 from detector.errors import AudioError
+from detector.resample import resample_polyphase
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndar
     if source_rate == target_rate:
         return samples.astype(np.float32, copy=False)
     divisor = gcd(source_rate, target_rate)
-    resampled = resample_poly(samples, target_rate // divisor, source_rate // divisor)
+    resampled = resample_polyphase(samples, target_rate // divisor, source_rate // divisor)
     return resampled.astype(np.float32)
 
 

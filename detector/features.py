@@ -1,4 +1,5 @@
-"""The one feature implementation shared by training and the daemon (numpy/scipy only).
+"""The one feature implementation shared by training and the daemon (numpy only: scipy.signal and
+scipy.fft would cost the Pi tens of MB of resident memory).
 
 A model card carries a `FeatureRecipe`; the runtime rebuilds it from the card, so the model sees in the
 field exactly the numbers it saw in training. Features are computed per window, so the same 2 s of audio
@@ -12,8 +13,6 @@ from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
-from scipy.fft import dct, rfft
-from scipy.signal import get_window
 
 from detector.errors import ModelError
 
@@ -106,16 +105,29 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax:
 
 @lru_cache(maxsize=16)
 def _analysis_window(frame_length: int) -> np.ndarray:
-    window = get_window("hann", frame_length, fftbins=True).astype(np.float32)
+    # periodic Hann (scipy's get_window("hann", n, fftbins=True)): frames tile without a repeated sample
+    window = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(frame_length) / frame_length)).astype(np.float32)
     window.setflags(write=False)
     return window
+
+
+@lru_cache(maxsize=16)
+def _dct_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """The first `n_out` orthonormal DCT-II basis vectors as columns (scipy.fft.dct(type=2, norm="ortho"))."""
+    k = np.arange(n_out)[None, :]
+    n = np.arange(n_in)[:, None]
+    matrix = np.sqrt(2.0 / n_in) * np.cos(np.pi * (2 * n + 1) * k / (2 * n_in))
+    matrix[:, 0] /= np.sqrt(2.0)
+    matrix = matrix.astype(np.float32)
+    matrix.setflags(write=False)
+    return matrix
 
 
 def power_spectrogram(windows: np.ndarray, recipe: FeatureRecipe) -> np.ndarray:
     """(..., frames, n_fft//2+1) power spectra of Hann-windowed frames, normalised by the frame energy."""
     frames = np.lib.stride_tricks.sliding_window_view(windows, recipe.frame_length, axis=-1)
     frames = frames[..., :: recipe.hop_length, :] * _analysis_window(recipe.frame_length)
-    spectrum = rfft(frames, n=recipe.n_fft, axis=-1, workers=1)
+    spectrum = np.fft.rfft(frames, n=recipe.n_fft, axis=-1)
     power = spectrum.real**2 + spectrum.imag**2
     return (power / np.sum(_analysis_window(recipe.frame_length) ** 2)).astype(np.float32)
 
@@ -132,7 +144,7 @@ def compute_features(windows: np.ndarray, recipe: FeatureRecipe) -> np.ndarray:
         bank = mel_filterbank(recipe.sample_rate, recipe.n_fft, recipe.n_mels, recipe.fmin, recipe.fmax)
         values = np.log(power @ bank + recipe.log_floor)
         if recipe.kind == "mfcc":
-            values = dct(values, type=2, norm="ortho", axis=-1)[..., : recipe.n_mfcc]
+            values = values @ _dct_matrix(recipe.n_mels, recipe.n_mfcc)
     if recipe.standardise == "window":
         mean = values.mean(axis=(-2, -1), keepdims=True)
         std = values.std(axis=(-2, -1), keepdims=True)

@@ -22,7 +22,6 @@ from detector.config import AudioConfig, SyntheticConfig
 from detector.errors import AudioError
 from detector.resample import StreamResampler
 from detector.ringbuffer import RingBuffer
-from detector.synth import SceneEvent, generate_scene
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +148,7 @@ class SyntheticSource:
         self.sample_rate = sample_rate
         self.block = max(1, round(block_s * sample_rate))
         self.overflows = 0
-        self.truth: list[SceneEvent] = []  # the sirens generated so far, in audio time
+        self.truth: list[Any] = []  # synth.SceneEvent  # the sirens generated so far, in audio time
         self._rng = np.random.default_rng(config.seed)
         self._segment = np.zeros(0, dtype=np.float32)
         self._segment_start = 0
@@ -161,6 +160,8 @@ class SyntheticSource:
         self._pacer = _Pacer(self.sample_rate, self._realtime)
 
     def _generate_segment(self) -> None:
+        from detector.synth import SceneEvent, generate_scene  # scipy.signal: only for the generated scene
+
         duration_s = self.config.duration_s or ENDLESS_SEGMENT_S
         if self.config.duration_s is not None and self._segment_start > 0:
             raise EndOfAudio

@@ -306,3 +306,13 @@ def test_broken_audio_file_is_one_line(tmp_path: Path) -> None:
                          text=True, timeout=60)
     assert run.returncode == 2
     assert "noise.wav: not a readable audio file" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_run_never_imports_tensorflow(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"audio": {"source": "synthetic", "realtime": False,
+                                                "synthetic": {"duration_s": 10}}, "mqtt": {"enabled": False}}))
+    code = ("import sys; from detector.cli import main; rc = main(['run', '--config', sys.argv[1]]); "
+            "assert rc == 0, rc; assert not [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]")
+    run = subprocess.run([sys.executable, "-c", code, str(config)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
