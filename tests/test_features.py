@@ -117,3 +117,16 @@ def test_waveform_recipe_passes_samples_through() -> None:
     window = tone(100.0)
     features = compute_features(window, FeatureRecipe(kind="waveform", standardise="none"))
     assert features.shape == (SPEC.window, 1) and np.array_equal(features[:, 0], window)
+
+
+def test_numpy_features_equal_the_scipy_definitions() -> None:
+    """Hann window, FFT and DCT are numpy in the runtime; they must equal what scipy defines."""
+    import scipy.fft
+    from scipy.signal import get_window
+
+    from detector.features import _analysis_window, _dct_matrix
+
+    np.testing.assert_allclose(_analysis_window(400), get_window("hann", 400, fftbins=True), atol=1e-7)
+    values = np.random.default_rng(0).standard_normal((5, 40)).astype(np.float32)
+    np.testing.assert_allclose(values @ _dct_matrix(40, 13),
+                               scipy.fft.dct(values, type=2, norm="ortho", axis=-1)[:, :13], atol=1e-5)
