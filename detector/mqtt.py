@@ -40,6 +40,7 @@ class MqttSink:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._drain_thread = threading.Thread(target=self._drain, name="mqtt-drain", daemon=True)
+        self._last_state: Message | None = None  # re-published on reconnect: a restarted broker may have lost it
         self.client = self._make_client()
 
     def topic(self, name: str) -> str:
@@ -98,6 +99,8 @@ class MqttSink:
         self.connects += 1
         log.info("connected to broker %s:%d", self.config.host, self.config.port)
         client.publish(self.topic("availability"), "online", qos=1, retain=True)
+        if self._last_state is not None and self.spool.count("state") == 0:
+            client.publish(self.topic("state"), self._last_state.encoded(), qos=1, retain=True)
         if self.config.home_assistant_discovery:
             self._publish_discovery(client)
         self._connected.set()
@@ -160,6 +163,8 @@ class MqttSink:
                 if not self._publish_acknowledged(message):
                     break
                 self.spool.remove(number)
+                if message.kind == "state":
+                    self._last_state = message
 
     def flush(self, timeout_s: float) -> bool:
         """Wait until the spool is empty (True) or `timeout_s` passed."""

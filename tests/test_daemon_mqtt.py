@@ -211,3 +211,23 @@ def test_demo_command_runs_with_its_own_broker(broker_flag: list[str]) -> None:
                          timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "sirens/demo/event" in run.stdout and "found 3 of 3 sirens, 0 false alarms" in run.stdout
+
+
+def test_mqtt5_with_home_assistant_discovery_and_scores(broker: LocalBroker, tmp_path: Path) -> None:
+    subscriber = Subscriber(broker.port)
+    discovery = Subscriber(broker.port, prefix="homeassistant")
+    config = write_config(tmp_path, broker.port, {"source": "synthetic", "realtime": False,
+                                                   "synthetic": {"duration_s": 10, "seed": 1}},
+                          protocol="5", home_assistant_discovery=True)
+    text = yaml.safe_load(config.read_text())
+    text["detection"] = {"publish_scores": True}
+    config.write_text(yaml.safe_dump(text))
+    finish(daemon(config))
+    time.sleep(0.5)
+    subscriber.close()
+    discovery.close()
+    announced = discovery.of("binary_sensor/siren_detector_test/config")
+    assert announced and announced[0]["device_class"] == "sound" and announced[0]["state_topic"] == f"{PREFIX}/state"
+    scores = subscriber.of("scores")
+    assert len(scores) == 9 and set(scores[0]["scores"]) == {"non_emergency", "emergency"}
+    assert subscriber.of("availability")[-1] == "offline"
