@@ -45,8 +45,11 @@ def wait_for_port(port: int, timeout_s: float) -> bool:
 class LocalBroker:
     """Start with `start()`; `stop(kill=...)` and `start()` again keep the port (for outage tests)."""
 
-    def __init__(self, port: int | None = None, embedded: bool | None = None, extra_config: str = "") -> None:
+    def __init__(self, port: int | None = None, embedded: bool | None = None, extra_config: str = "",
+                 persistent: bool = False) -> None:
+        """`persistent`: mosquitto keeps retained messages and sessions across its restarts (saved every second)."""
         self.port = port or free_port()
+        self.persistent = persistent
         self.mosquitto = None if embedded else find_mosquitto()
         if embedded is False and self.mosquitto is None:
             raise DetectorError("mosquitto is not installed (apt-get install mosquitto)")
@@ -72,8 +75,9 @@ class LocalBroker:
 
     def _start_mosquitto(self) -> None:
         config = self._directory / "mosquitto.conf"
-        config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                          f"{self.extra_config}")
+        persistence = (f"persistence true\npersistence_location {self._directory}/\nautosave_interval 1\n"
+                       if self.persistent else "persistence false\n")
+        config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{persistence}{self.extra_config}")
         log = open(self._directory / "mosquitto.log", "ab")  # noqa: SIM115 (closed with the process)
         self._process = subprocess.Popen([str(self.mosquitto), "-c", str(config)], stdout=log, stderr=log)
         log.close()
