@@ -7,6 +7,7 @@ mosquitto when it is installed (what a deployment runs), otherwise amqtt's embed
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
 import subprocess
@@ -77,7 +78,10 @@ class LocalBroker:
         config = self._directory / "mosquitto.conf"
         persistence = (f"persistence true\npersistence_location {self._directory}/\nautosave_interval 1\n"
                        if self.persistent else "persistence false\n")
-        config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{persistence}{self.extra_config}")
+        # started by root, mosquitto would drop to its own user, which cannot read this private directory
+        user = "user root\n" if os.geteuid() == 0 else ""
+        config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{user}{persistence}"
+                          f"{self.extra_config}")
         log = open(self._directory / "mosquitto.log", "ab")  # noqa: SIM115 (closed with the process)
         self._process = subprocess.Popen([str(self.mosquitto), "-c", str(config)], stdout=log, stderr=log)
         log.close()
@@ -130,3 +134,4 @@ class LocalBroker:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
+        shutil.rmtree(self._directory, ignore_errors=True)

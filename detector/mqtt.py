@@ -79,8 +79,15 @@ class MqttSink:
         client.tls_insecure_set(False)
 
     def start(self) -> None:
-        """Connect in the background; returns at once even if the broker is unreachable."""
-        self.client.connect_async(self.config.host, self.config.port, keepalive=self.config.keepalive_s)
+        """Try the broker once here, to say why it fails; paho's thread then keeps (re)connecting with backoff."""
+        where = f"{self.config.host}:{self.config.port}"
+        try:
+            self.client.connect(self.config.host, self.config.port, keepalive=self.config.keepalive_s)
+        except ssl.SSLCertVerificationError as error:
+            log.error("broker %s: its TLS certificate does not verify (%s); not connecting until it does", where,
+                      error.verify_message or error)
+        except (OSError, ssl.SSLError) as error:
+            log.warning("broker %s unreachable (%s); retrying with backoff, events are spooled", where, error)
         self.client.loop_start()
         self._drain_thread.start()
 
