@@ -88,3 +88,45 @@ def test_daemon_hears_a_siren_through_portaudio(virtual_microphone: dict[str, st
     health = [m["payload"] for m in messages if m["topic"].endswith("/health")]
     assert health[-1]["audio_source"] == "ok" and health[-1]["input_level_dbfs"] > -40
     assert health[-1]["input_overflows"] > 0 and health[-1]["dropped_windows"] > 0  # the clock-less device
+
+
+def test_lost_input_stream_is_reported_and_reopened(virtual_microphone: dict[str, str], tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stream dies under the worker (as when a USB microphone is pulled): health says so, it is reopened."""
+    import threading
+
+    from detector.config import parse_config
+    from detector.daemon import Daemon
+
+    for key, value in virtual_microphone.items():
+        monkeypatch.setenv(key, value)
+    config = parse_config({"audio": {"source": "microphone", "device": "sirentest", "sample_rate": DEVICE_RATE,
+                                     "channels": 2, "buffer_s": 10.0},
+                           "mqtt": {"enabled": False}, "health_interval_s": 1})
+    daemon = Daemon(config)
+    health: list[dict] = []
+
+    class HealthSink:
+        def submit(self, message: object) -> None:
+            if getattr(message, "kind", "") == "health":
+                health.append(message.payload)  # type: ignore[attr-defined]
+
+    daemon.sinks.append(HealthSink())
+    worker = threading.Thread(target=daemon.run)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while daemon.health.windows_processed < 5 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        before = daemon.health.windows_processed
+        daemon.source.close()  # the device vanishes
+        while daemon.health.audio_faults == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        while daemon.health.windows_processed <= before + 5 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        daemon.stop_requested.set()
+        worker.join(30)
+    assert daemon.health.audio_faults == 1
+    assert daemon.health.windows_processed > before + 5 and daemon.health.source_status == "ok"
+    assert any(h["audio_source"].startswith("fault: the input stream stopped") for h in health)
