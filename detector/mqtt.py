@@ -51,7 +51,8 @@ class MqttSink:
         protocol = mqtt.MQTTv5 if config.protocol == "5" else mqtt.MQTTv311
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=config.client_id or f"siren-detector-"
                              f"{self.device_id}", protocol=protocol)
-        client.enable_logger(logging.getLogger("paho"))
+        if log.isEnabledFor(logging.DEBUG):  # paho repeats every failed reconnect as an ERROR; ours say it once
+            client.enable_logger(logging.getLogger("paho"))
         client.will_set(self.topic("availability"), "offline", qos=1, retain=True)
         client.reconnect_delay_set(max(1, round(config.reconnect_min_s)), max(1, round(config.reconnect_max_s)))
         if config.username is not None:
