@@ -27,13 +27,18 @@ INSTALL_ROOT = Path(__file__).resolve().parent.parent  # where the shipped model
 class SyntheticConfig:
     """A generated street scene with sirens at random (seeded) times, for demos and tests."""
 
-    duration_s: float | None = 120.0  # None: endless, one scene segment after another
+    duration_s: float | None = 120.0  # None: endless
     seed: int = 7
     sirens: bool = True  # False: traffic and wind only (a scene that must give no event)
+    segment_s: float = 300.0  # generated this much at a time
+    unique_segments: int | None = None  # replay this many distinct segments in random order; None: all new
 
     def check(self) -> None:
         _require(self.duration_s is None or self.duration_s >= 4.0, "audio.synthetic.duration_s",
                  "must be at least 4 seconds (or null for endless)")
+        _require(30.0 <= self.segment_s <= 3600.0, "audio.synthetic.segment_s", "must be between 30 and 3600 seconds")
+        _require(self.unique_segments is None or self.unique_segments >= 1, "audio.synthetic.unique_segments",
+                 "must be at least 1 (or null)")
 
 
 @dataclass(frozen=True)

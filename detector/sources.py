@@ -25,8 +25,6 @@ from detector.ringbuffer import RingBuffer
 
 log = logging.getLogger(__name__)
 
-ENDLESS_SEGMENT_S = 300.0  # an endless synthetic scene is generated in segments this long
-
 
 @dataclass(frozen=True)
 class Chunk:
@@ -141,7 +139,11 @@ class FileSource:
 
 
 class SyntheticSource:
-    """A generated street scene (traffic, wind, sirens at seeded random times), finite or endless."""
+    """A generated street scene (traffic, wind, sirens at seeded random times), finite or endless.
+
+    It is generated `segment_s` at a time, so a day-long scene never sits in memory whole; with
+    `unique_segments` it replays that many distinct segments in a seeded random order (cheap soak tests).
+    """
 
     def __init__(self, config: SyntheticConfig, sample_rate: int, block_s: float, realtime: bool) -> None:
         self.config = config
@@ -151,6 +153,7 @@ class SyntheticSource:
         self.truth: list[Any] = []  # synth.SceneEvent  # the sirens generated so far, in audio time
         self._rng = np.random.default_rng(config.seed)
         self._segment = np.zeros(0, dtype=np.float32)
+        self._pool: list[tuple[np.ndarray, list[Any]]] = []  # distinct segments, when unique_segments is set
         self._segment_start = 0
         self._position = 0
         self._pacer = _Pacer(sample_rate, realtime)
@@ -160,15 +163,24 @@ class SyntheticSource:
         self._pacer = _Pacer(self.sample_rate, self._realtime)
 
     def _generate_segment(self) -> None:
+        """The next `segment_s` of scene (shorter at the end of a finite one), new or replayed from the pool."""
         from detector.synth import SceneEvent, generate_scene  # scipy.signal: only for the generated scene
 
-        duration_s = self.config.duration_s or ENDLESS_SEGMENT_S
-        if self.config.duration_s is not None and self._segment_start > 0:
+        config = self.config
+        elapsed_s = self._segment_start / self.sample_rate
+        if config.duration_s is not None and elapsed_s >= config.duration_s - 1e-9:
             raise EndOfAudio
-        audio, events = generate_scene(duration_s, self._rng, self.sample_rate,
-                                       siren_times=None if self.config.sirens else [])
-        offset_s = self._segment_start / self.sample_rate
-        self.truth.extend(SceneEvent(e.kind, e.start_s + offset_s, e.end_s + offset_s) for e in events)
+        length_s = config.segment_s if config.duration_s is None else min(config.segment_s,
+                                                                          config.duration_s - elapsed_s)
+        pool_full = config.unique_segments is not None and len(self._pool) >= config.unique_segments
+        if pool_full and abs(length_s - config.segment_s) < 1e-9:
+            audio, events = self._pool[int(self._rng.integers(len(self._pool)))]
+        else:
+            audio, events = generate_scene(length_s, self._rng, self.sample_rate,
+                                           siren_times=None if config.sirens else [])
+            if config.unique_segments is not None and not pool_full and abs(length_s - config.segment_s) < 1e-9:
+                self._pool.append((audio, events))
+        self.truth.extend(SceneEvent(e.kind, e.start_s + elapsed_s, e.end_s + elapsed_s) for e in events)
         self._segment = audio
 
     def read(self, timeout_s: float) -> Chunk | None:

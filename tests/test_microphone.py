@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from math import gcd
 from pathlib import Path
 
@@ -114,16 +115,17 @@ def test_lost_input_stream_is_reported_and_reopened(virtual_microphone: dict[str
     daemon.sinks.append(HealthSink())
     worker = threading.Thread(target=daemon.run)
     worker.start()
-    try:
-        deadline = time.monotonic() + 30
-        while daemon.health.windows_processed < 5 and time.monotonic() < deadline:
+    def wait_until(condition: Callable[[], bool], timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not condition() and time.monotonic() < deadline:
             time.sleep(0.1)
+
+    try:
+        wait_until(lambda: daemon.health.windows_processed >= 5)
         before = daemon.health.windows_processed
         daemon.source.close()  # the device vanishes
-        while daemon.health.audio_faults == 0 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        while daemon.health.windows_processed <= before + 5 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: daemon.health.audio_faults > 0)
+        wait_until(lambda: daemon.health.windows_processed > before + 5 and daemon.health.source_status == "ok")
     finally:
         daemon.stop_requested.set()
         worker.join(30)
