@@ -8,18 +8,30 @@ from typing import Any
 import numpy as np
 
 from detector.audio import read_audio
+from detector.config import DetectionConfig
 from detector.errors import AudioError, DetectorError
-from detector.events import EventRule, detect_events
+from detector.events import Event
 from detector.model import Classifier
+from detector.tracker import EventTracker, TrackerSettings, settings_for
 from detector.windows import WindowSpec, cut_windows
 
 MIN_DURATION_FRACTION = 0.25  # of a window: shorter clips hold too little audio to judge
 MAX_FILE_DURATION_S = 24 * 3600.0
 
 
+def tracked_events(label: str, starts_s: np.ndarray, scores: np.ndarray, window_s: float,
+                   settings: TrackerSettings) -> list[Event]:
+    """The events the daemon's tracker makes of these windows (its default settings for this model)."""
+    tracker = EventTracker(label, settings, window_s)
+    changes = [e for start, score in zip(starts_s, scores, strict=True) for e in tracker.update(float(start),
+                                                                                                float(score))]
+    return [Event(label, e.start_s, e.end_s, e.confidence) for e in changes + tracker.close()
+            if e.type == "end" and e.end_s is not None]
+
+
 def classify_samples(samples: np.ndarray, classifiers: list[Classifier], hop_s: float | None = None
                      ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Windows with every model's scores, and the events of each model's positive labels."""
+    """Windows with every model's scores, and the events the daemon would emit for each positive label."""
     first = classifiers[0].card
     spec = WindowSpec.from_seconds(first.sample_rate, first.window_s, hop_s or first.hop_s)
     windows, starts = cut_windows(samples, spec)
@@ -32,10 +44,10 @@ def classify_samples(samples: np.ndarray, classifiers: list[Classifier], hop_s: 
         for row, values in zip(rows, probabilities, strict=True):
             row["scores"].update({label: round(float(v), 4) for label, v in zip(classifier.card.labels, values,
                                                                                   strict=True)})
-        rule = EventRule(threshold=classifier.card.threshold)
+        settings = settings_for(classifier.card, DetectionConfig())
         for label in classifier.card.positive_labels:
             column = probabilities[:, classifier.card.labels.index(label)]
-            events.extend(detect_events(label, starts_s, column, first.window_s, rule))
+            events.extend(tracked_events(label, starts_s, column, first.window_s, settings))
     events.sort(key=lambda event: event.start_s)
     return rows, [event.to_dict() for event in events]
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Protocol
 
-from detector.config import Config, DetectionConfig, check_files, resolve_path
+from detector.config import Config, check_files, resolve_path
 from detector.errors import ConfigError
 from detector.health import HealthMonitor
 from detector.messages import (
@@ -28,12 +28,12 @@ from detector.messages import (
     scores_message,
     state_message,
 )
-from detector.model import Classifier, ModelCard
+from detector.model import Classifier
 from detector.mqtt import MqttSink
 from detector.sources import Chunk, EndOfAudio, Source, SourceFault, make_source
 from detector.spool import Message, Spool
 from detector.systemd import Notifier
-from detector.tracker import OFF_FRACTION, EventTracker, TrackedEvent, TrackerSettings
+from detector.tracker import EventTracker, TrackedEvent, settings_for
 from detector.windows import StreamWindower, WindowSpec
 
 log = logging.getLogger(__name__)
@@ -65,27 +65,6 @@ class LabelChannel:
     tracker: EventTracker
 
 
-def tracker_settings(detection: DetectionConfig, card: ModelCard) -> TrackerSettings:
-    """The config's values where given, else those measured for this model (its card's "tracker")."""
-    measured = card.raw.get("tracker") or {}
-
-    def pick(key: str, fallback: float) -> float:
-        value = getattr(detection, key)
-        return value if value is not None else measured.get(key, fallback)
-
-    on = float(pick("on_threshold", card.threshold))
-    off = float(pick("off_threshold", OFF_FRACTION * on))
-    onset_of = int(pick("onset_of", 3))
-    onset_windows = int(pick("onset_windows", min(2, onset_of)))
-    if not 0.0 < off <= on < 1.0:
-        raise ConfigError(f"detection.off_threshold: {off:g} must be above 0 and at most the on-threshold {on:g}")
-    if not 1 <= onset_windows <= onset_of:
-        raise ConfigError(f"detection.onset_windows: {onset_windows} must be between 1 and onset_of ({onset_of})")
-    return TrackerSettings(on_threshold=on, off_threshold=off, onset_windows=onset_windows, onset_of=onset_of,
-                           offset_windows=detection.offset_windows, min_event_s=detection.min_event_s,
-                           refractory_s=detection.refractory_s)
-
-
 class Daemon:
     def __init__(self, config: Config, source: Source | None = None) -> None:
         self.config = config
@@ -96,7 +75,7 @@ class Daemon:
         self.model = ModelIdentity(card.name, self.classifier.sha256)
         self.device_id = config.mqtt.device_id or socket.gethostname()
         self.spec = WindowSpec.from_seconds(SAMPLE_RATE, WINDOW_S, config.detection.hop_s)
-        settings = tracker_settings(config.detection, card)
+        settings = settings_for(card, config.detection)
         self.channels = {label: LabelChannel(card.labels.index(label), EventTracker(label, settings, WINDOW_S))
                          for label in card.positive_labels}
         self.source = source or make_source(config.audio, SAMPLE_RATE)

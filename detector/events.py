@@ -1,4 +1,7 @@
-"""Turning per-window scores into start/end events (a first, simple rule; the daemon refines it).
+"""Per-window scores to events by the simple run rule that training uses to count false events.
+
+The daemon and `classify` use the event tracker (`detector/tracker.py`); this rule stays for choosing a
+card's per-window threshold, where it is the conservative count.
 
 A label's event is a run of windows whose score reaches the label's threshold; runs separated by fewer
 than `merge_gap_windows` quiet windows are one event, so a siren that dips behind a bus for a second is

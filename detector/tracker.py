@@ -16,6 +16,10 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
+from detector.config import DetectionConfig
+from detector.errors import ConfigError
+from detector.model import ModelCard
+
 OFF_FRACTION = 0.5  # default off-threshold as a share of the on-threshold
 BACKTRACK_WINDOWS = 4  # how far before the onset windows the start may be placed
 
@@ -121,3 +125,24 @@ class EventTracker:
         self._event_id = None
         self._refractory_until_s = end_s + self.settings.refractory_s
         return event
+
+
+def settings_for(card: ModelCard, detection: DetectionConfig) -> TrackerSettings:
+    """The config's values where given, else those measured for this model (its card's "tracker")."""
+    measured = card.raw.get("tracker") or {}
+
+    def pick(key: str, fallback: float) -> float:
+        value = getattr(detection, key)
+        return value if value is not None else measured.get(key, fallback)
+
+    on = float(pick("on_threshold", card.threshold))
+    off = float(pick("off_threshold", OFF_FRACTION * on))
+    onset_of = int(pick("onset_of", 3))
+    onset_windows = int(pick("onset_windows", min(2, onset_of)))
+    if not 0.0 < off <= on < 1.0:
+        raise ConfigError(f"detection.off_threshold: {off:g} must be above 0 and at most the on-threshold {on:g}")
+    if not 1 <= onset_windows <= onset_of:
+        raise ConfigError(f"detection.onset_windows: {onset_windows} must be between 1 and onset_of ({onset_of})")
+    return TrackerSettings(on_threshold=on, off_threshold=off, onset_windows=onset_windows, onset_of=onset_of,
+                           offset_windows=detection.offset_windows, min_event_s=detection.min_event_s,
+                           refractory_s=detection.refractory_s)

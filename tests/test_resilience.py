@@ -31,6 +31,7 @@ SCENE_S = 100.0
 class PersistentSubscriber:
     def __init__(self, port: int) -> None:
         self.events: list[dict[str, Any]] = []
+        self.arrivals: list[float] = []  # time.monotonic() of each event's arrival
         self.lock = threading.Lock()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="resilience-subscriber", clean_session=False)
         self.client.reconnect_delay_set(1, 1)
@@ -42,6 +43,7 @@ class PersistentSubscriber:
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         with self.lock:
             self.events.append(json.loads(message.payload))
+            self.arrivals.append(time.monotonic())
 
     def close(self) -> None:
         self.client.disconnect()
@@ -78,10 +80,12 @@ def test_events_survive_a_killed_broker_mid_event_and_a_minute_long_stop(tmp_pat
         broker.stop(kill=True)
         at(29.0)
         broker.start()
+        back = [time.monotonic()]
         at(36.0)  # sirens 3 and 4 come and go while the broker is stopped for 60 s
         broker.stop(kill=False)
         at(96.0)
         broker.start()
+        back.append(time.monotonic())
         out, err = daemon.communicate(timeout=90)
         time.sleep(2.0)
     finally:
@@ -99,3 +103,7 @@ def test_events_survive_a_killed_broker_mid_event_and_a_minute_long_stop(tmp_pat
             first_arrivals.append(event["seq"])
     assert list((tmp_path / "spool").glob("*.json")) == [], "undelivered events left in the spool"
     assert first_arrivals == [e["seq"] for e in produced], err
+    recovery = [min(t for t in subscriber.arrivals if t > restart) - restart for restart in back]
+    print(f"\noutages: broker SIGKILLed 6 s mid-event, then stopped 60 s; {len(produced)} events produced, "
+          f"all delivered in order; first spooled event delivered {recovery[0]:.1f} s and {recovery[1]:.1f} s "
+          "after the broker came back")
