@@ -66,7 +66,7 @@ class LabelChannel:
 
 
 class Daemon:
-    def __init__(self, config: Config, source: Source | None = None) -> None:
+    def __init__(self, config: Config) -> None:
         self.config = config
         check_files(config)
         self.classifier = Classifier(resolve_path(config.detection.model))
@@ -78,7 +78,7 @@ class Daemon:
         settings = settings_for(card, config.detection)
         self.channels = {label: LabelChannel(card.labels.index(label), EventTracker(label, settings, WINDOW_S))
                          for label in card.positive_labels}
-        self.source = source or make_source(config.audio, SAMPLE_RATE)
+        self.source: Source = make_source(config.audio, SAMPLE_RATE)
         self.health = HealthMonitor()
         self.notifier = Notifier()
         spool_dir = config.mqtt.spool_dir if config.mqtt.enabled else None
@@ -108,7 +108,8 @@ class Daemon:
             end_wall = None if event.end_s is None else self.wall_time(event.end_s)
             self._submit(event_message(event, self.sequence.next(), self.wall_time(event.start_s), end_wall,
                                        self.device_id, self.model))
-            log.info("%s %s at %.1f s (confidence %.2f)", event.label, event.type, event.start_s, event.confidence)
+            log.info("%s %s at %.1f s (confidence %.2f)", event.label, event.type,
+                     event.start_s if event.end_s is None else event.end_s, event.confidence)
         if events:
             self._publish_state(events[-1].end_s if events[-1].type == "end" else events[-1].start_s)
 
