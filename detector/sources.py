@@ -42,7 +42,7 @@ class SourceFault(Exception):
 
 
 class Source(Protocol):
-    overflows: int  # input overflows reported by the device, or frames the ring buffer overwrote
+    overflows: int  # input overflows the device reported plus ring-buffer overruns (incidents, not frames)
 
     def open(self) -> None: ...
 
