@@ -33,6 +33,9 @@ class Chunk:
     wall_time: float  # time.time() of the first sample
 
 
+SEGMENT_QUIET_TAIL_S = 8.0  # with random sirens starting >= 2 s into a segment: >= 10 s between sirens
+
+
 class EndOfAudio(Exception):
     """A file or a finite synthetic scene has been delivered completely."""
 
@@ -177,7 +180,7 @@ class SyntheticSource:
             audio, events = self._pool[int(self._rng.integers(len(self._pool)))]
         else:
             audio, events = generate_scene(length_s, self._rng, self.sample_rate,
-                                           siren_times=None if config.sirens else [])
+                                           siren_times=None if config.sirens else [], quiet_tail_s=SEGMENT_QUIET_TAIL_S)
             if config.unique_segments is not None and not pool_full and abs(length_s - config.segment_s) < 1e-9:
                 self._pool.append((audio, events))
         self.truth.extend(SceneEvent(e.kind, e.start_s + elapsed_s, e.end_s + elapsed_s) for e in events)

@@ -442,15 +442,17 @@ def generate_scene(
     sample_rate: int = SAMPLE_RATE,
     siren_times: list[tuple[float, float]] | None = None,
     siren_snr_db: tuple[float, float] = (0.0, 15.0),
+    quiet_tail_s: float = 0.0,
 ) -> tuple[np.ndarray, list[SceneEvent]]:
     """A street scene (traffic and wind) with sirens at `siren_times` (random when None).
 
-    Each siren's SNR is drawn from `siren_snr_db`, against the background during the siren. Returns
+    Random sirens end at least `quiet_tail_s` before the end, so scenes played one after another keep
+    their sirens apart. Each siren's SNR is drawn from `siren_snr_db`, against the background during the siren. Returns
     float32 audio, scaled down if it would clip, and the ground-truth events in time order.
     """
     n = round(duration_s * sample_rate)
     if siren_times is None:
-        siren_times = _random_siren_times(duration_s, rng)
+        siren_times = _random_siren_times(duration_s - quiet_tail_s, rng)
     for start, end in siren_times:
         if not 0.0 <= start < end <= duration_s:
             raise ValueError(f"siren time ({start}, {end}) is not inside a {duration_s} s scene")

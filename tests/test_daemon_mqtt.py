@@ -21,6 +21,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from detector import synth
 from detector.broker import LocalBroker, find_mosquitto, free_port
+from detector.config import parse_config
+from detector.sources import SyntheticSource
 
 PREFIX = "sirens/test"
 ONSET_TOLERANCE_S = 2.5
@@ -98,7 +100,10 @@ def finish(process: subprocess.Popen[str], timeout_s: float = 120) -> None:
 
 def test_scene_with_sirens_gives_one_start_and_end_per_siren(broker: LocalBroker, tmp_path: Path) -> None:
     seed, duration = 7, 120.0
-    _audio, truth = synth.generate_scene(duration, np.random.default_rng(seed))
+    source = SyntheticSource(parse_config({"audio": {"synthetic": {"duration_s": duration, "seed": seed}}}).audio
+                             .synthetic, 16000, block_s=duration, realtime=False)
+    source.read(1.0)  # generates the scene, and with it the truth
+    truth = source.truth
     subscriber = Subscriber(broker.port)
     config = write_config(tmp_path, broker.port, {"source": "synthetic", "realtime": False,
                                                    "synthetic": {"duration_s": duration, "seed": seed}})
