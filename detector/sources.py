@@ -153,7 +153,7 @@ class SyntheticSource:
         self.sample_rate = sample_rate
         self.block = max(1, round(block_s * sample_rate))
         self.overflows = 0
-        self.truth: list[Any] = []  # synth.SceneEvent  # the sirens generated so far, in audio time
+        self.truth: list[Any] = []  # synth.SceneEvents generated so far, in audio time
         self._rng = np.random.default_rng(config.seed)
         self._segment = np.zeros(0, dtype=np.float32)
         self._pool: list[tuple[np.ndarray, list[Any]]] = []  # distinct segments, when unique_segments is set
