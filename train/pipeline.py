@@ -22,7 +22,7 @@ from detector.windows import WindowSpec
 from train.datasets import EMERGENCY, NON_EMERGENCY, Clip, binary_label
 from train.evaluate import assign_folds, evaluate_at_budget, plot_report
 from train.examples import AugmentPlan, Examples, augment, features_of, load_real_windows
-from train.fit import FitSettings, fit_model, predict, standardised_recipe
+from train.fit import FitSettings, fit_model, hard_negative_factors, predict, standardised_recipe
 from train.models import ARCHITECTURES, Architecture, count_macs
 from train.street import StreetSet, make_street_set
 
@@ -101,7 +101,22 @@ def _train(arch: Architecture, real_features: np.ndarray, aug_features: np.ndarr
     labels = np.concatenate([data.real.labels[real_mask], data.augmented.labels[aug_mask]])
     targets, weights = _teacher_targets(data, real_mask, labels, settings)
     recipe = standardised_recipe(arch.recipe, features)
-    model = fit_model(arch, _standardise(features, recipe), labels, len(LABELS), settings, weights, targets)
+    standardised = _standardise(features, recipe)
+    n_real = int(real_mask.sum())
+    mine_pool = np.zeros(len(labels), bool)
+    mine_pool[:n_real] = labels[:n_real] == 0  # the fold's own real non-siren training windows
+
+    def mine(model: Any) -> np.ndarray:
+        scores = np.zeros(len(labels), dtype=np.float32)
+        scores[mine_pool] = predict(model, standardised[mine_pool])[:, 1]
+        factors = hard_negative_factors(scores, mine_pool, settings.mine_fraction, settings.mine_weight)
+        mined = factors > 1
+        print(f"mined {int(mined.sum())} of {int(mine_pool.sum())} real non-siren training windows "
+              f"(own score >= {scores[mined].min() if mined.any() else float('nan'):.3f}), weight "
+              f"x{settings.mine_weight:g}", flush=True)
+        return factors
+
+    model = fit_model(arch, standardised, labels, len(LABELS), settings, weights, targets, mine)
     return model, recipe
 
 
@@ -131,7 +146,8 @@ def cross_validate(arch: Architecture, data: FoldData, config: PipelineConfig, s
     """Out-of-fold positive scores on every real window, plus street-set recall per fold."""
     use_augmented = not arch.tutorial
     settings = config.fit if use_augmented else dataclasses.replace(
-        config.fit, epochs=config.tutorial_epochs, teacher_weight=0.0, hard_negative_weight=1.0)
+        config.fit, epochs=config.tutorial_epochs, teacher_weight=0.0, hard_negative_weight=1.0,
+        mine_epochs=0)
     real_features, aug_features = data.raw_features(arch.recipe, use_augmented)
     oof = np.zeros(len(data.real), dtype=np.float32)
     street_scores: dict[str, list[np.ndarray]] = {}
