@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -152,3 +153,26 @@ def test_mining_runs_the_last_epochs_with_the_mined_weights() -> None:
     fit_model(arch, features, labels, 2, FitSettings(epochs=2, verbose=0), mine=mine)
     assert calls == [2]  # mine_epochs=0: no second pass
 
+
+def test_a_saved_cross_validation_is_reused_only_with_the_same_epochs(tmp_path: Path) -> None:
+    import dataclasses
+    import json
+
+    from detector.errors import DetectorError
+    from train.fit import FitSettings
+    from train.pipeline import PipelineConfig, reused_cross_validation
+
+    (tmp_path / "report.json").write_text(json.dumps({"models": {"m": {"name": "m", "epochs": 3, "parameters": 7}}}))
+    np.save(tmp_path / "m_oof.npy", np.array([0.1, 0.9], np.float32))
+    np.savez(tmp_path / "m_street.npz", real_sirens_under_street_audio=np.array([0.8]))
+    config = PipelineConfig(clips=(), report_dir=tmp_path, architectures=("m",), ship=None, out_model=None,
+                            fit=FitSettings(epochs=3))
+    report: dict[str, Any] = {}
+    scores = reused_cross_validation(tmp_path, "m", config, 2, report)
+    assert scores.tolist() == pytest.approx([0.1, 0.9])
+    assert report["architecture"] == {"name": "m", "epochs": 3, "parameters": 7, "cv_reused_from": str(tmp_path)}
+    assert list(report["street_scores"]) == ["real_sirens_under_street_audio"]
+    with pytest.raises(DetectorError, match="epochs"):
+        reused_cross_validation(tmp_path, "m", dataclasses.replace(config, fit=FitSettings(epochs=5)), 2, {})
+    with pytest.raises(DetectorError, match="no saved"):
+        reused_cross_validation(tmp_path, "other", config, 2, {})

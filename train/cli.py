@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mine-fraction", type=float, default=0.1,
                         help="share of real non-siren training windows mined (default 0.1)")
     parser.add_argument("--mine-weight", type=float, default=3.0, help="loss weight of mined windows (default 3)")
+    parser.add_argument("--reuse-cv", type=Path,
+                        help="report folder of an earlier run with the same settings: reuse its out-of-fold "
+                             "scores (threshold, report, card) instead of cross-validating again")
     parser.add_argument("--no-random-split-check", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     return parser
@@ -83,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             plan=AugmentPlan(copies_per_positive=args.copies_per_positive,
                              generated_positives=args.generated_positives,
                              generated_distractors=args.generated_distractors, seed=args.seed),
-            random_split_check=not args.no_random_split_check, yamnet_path=args.yamnet,
+            random_split_check=not args.no_random_split_check, yamnet_path=args.yamnet, reuse_cv=args.reuse_cv,
         )
         run_pipeline(config)
     except DetectorError as error:

@@ -43,6 +43,7 @@ class PipelineConfig:
     plan: AugmentPlan = field(default_factory=AugmentPlan)
     random_split_check: bool = True
     yamnet_path: Path | None = None
+    reuse_cv: Path | None = None  # a report folder whose saved out-of-fold scores stand in for the CV
 
 
 def raw_recipe(recipe: FeatureRecipe) -> FeatureRecipe:
@@ -173,6 +174,29 @@ def cross_validate(arch: Architecture, data: FoldData, config: PipelineConfig, s
     return oof
 
 
+def reused_cross_validation(folder: Path, name: str, config: PipelineConfig, n_windows: int,
+                            report: dict[str, Any]) -> np.ndarray:
+    """Out-of-fold and street scores saved by an earlier run of the same settings, instead of the CV.
+
+    Only the epochs can be checked against the earlier report; the caller vouches for the rest.
+    """
+    from detector.errors import DetectorError
+
+    earlier = json.loads((folder / "report.json").read_text())["models"].get(name)
+    oof_path, street_path = folder / f"{name}_oof.npy", folder / f"{name}_street.npz"
+    if earlier is None or not oof_path.exists() or not street_path.exists():
+        raise DetectorError(f"{folder}: no saved cross-validation of {name}")
+    scores = np.load(oof_path)
+    if len(scores) != n_windows or earlier["epochs"] != config.fit.epochs:
+        raise DetectorError(f"{folder}: {name}'s saved CV has {len(scores)} windows and {earlier['epochs']} "
+                            f"epochs, this run {n_windows} and {config.fit.epochs}")
+    keys = ("name", "description", "tutorial", "parameters", "macs_per_window", "trained_on", "epochs", "cv_seconds")
+    report["architecture"] = {**{k: earlier[k] for k in keys if k in earlier}, "cv_reused_from": str(folder)}
+    with np.load(street_path) as street:
+        report["street_scores"] = {key: street[key] for key in street.files}
+    return scores
+
+
 def load_data(config: PipelineConfig, spec: WindowSpec) -> FoldData:
     def is_positive(label: str) -> bool:
         return binary_label(label) == EMERGENCY
@@ -224,7 +248,10 @@ def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
     for name in order:
         arch = ARCHITECTURES[name]
         report: dict[str, Any] = {}
-        scores = cross_validate(arch, data, config, street, report)
+        if config.reuse_cv:
+            scores = reused_cross_validation(config.reuse_cv, name, config, len(data.real), report)
+        else:
+            scores = cross_validate(arch, data, config, street, report)
         results["models"][name] = {**report["architecture"],
                                    **evaluate_scores(name, scores, data, config, report["street_scores"], street)}
         np.save(config.report_dir / f"{name}_oof.npy", scores)
