@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -113,3 +114,65 @@ def test_a_budget_no_threshold_can_meet_is_reported_as_missed() -> None:
     scores = np.array([1.0, 1.0, 1.0])
     choice = choose_threshold(labels, scores, np.arange(3), negative_hours=2 / 3600, budget_per_hour=1)
     assert not choice.budget_met and choice.false_events_per_hour > 1
+
+
+def test_hard_negative_factors_weight_only_the_top_scoring_candidates() -> None:
+    from train.fit import hard_negative_factors
+
+    scores = np.array([0.9, 0.8, 0.1, 0.7, 0.2, 0.95])
+    candidates = np.array([True, True, True, True, True, False])  # the last is a siren: never mined
+    factors = hard_negative_factors(scores, candidates, fraction=0.4, weight=3.0)
+    assert factors.tolist() == [3.0, 3.0, 1.0, 1.0, 1.0, 1.0]
+    assert hard_negative_factors(scores, candidates, 0.01, 3.0).tolist() == [1.0] * 6
+
+
+def test_mining_runs_the_last_epochs_with_the_mined_weights() -> None:
+    import keras
+
+    from train.fit import FitSettings, fit_model
+    from train.models import LOGMEL_64, Architecture
+
+    def build(shape: tuple[int, int], n_labels: int) -> keras.Model:
+        inputs = keras.Input(shape)
+        x = keras.layers.GlobalAveragePooling1D()(inputs)
+        return keras.Model(inputs, keras.layers.Dense(n_labels, activation="softmax")(x))
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(40, 4, 3)).astype(np.float32)
+    labels = np.array([0, 1] * 20)
+    calls: list[int] = []
+
+    def mine(model: keras.Model) -> np.ndarray:
+        calls.append(len(model.history.epoch))  # epochs run before mining
+        return np.where(labels == 0, 2.0, 1.0)
+
+    arch = Architecture("t", LOGMEL_64, build, False, "test")
+    settings = FitSettings(epochs=3, batch_size=8, verbose=0, mine_epochs=1)
+    model = fit_model(arch, features, labels, 2, settings, mine=mine)
+    assert calls == [2] and model.history.epoch == [2]
+    fit_model(arch, features, labels, 2, FitSettings(epochs=2, verbose=0), mine=mine)
+    assert calls == [2]  # mine_epochs=0: no second pass
+
+
+def test_a_saved_cross_validation_is_reused_only_with_the_same_epochs(tmp_path: Path) -> None:
+    import dataclasses
+    import json
+
+    from detector.errors import DetectorError
+    from train.fit import FitSettings
+    from train.pipeline import PipelineConfig, reused_cross_validation
+
+    (tmp_path / "report.json").write_text(json.dumps({"models": {"m": {"name": "m", "epochs": 3, "parameters": 7}}}))
+    np.save(tmp_path / "m_oof.npy", np.array([0.1, 0.9], np.float32))
+    np.savez(tmp_path / "m_street.npz", real_sirens_under_street_audio=np.array([0.8]))
+    config = PipelineConfig(clips=(), report_dir=tmp_path, architectures=("m",), ship=None, out_model=None,
+                            fit=FitSettings(epochs=3))
+    report: dict[str, Any] = {}
+    scores = reused_cross_validation(tmp_path, "m", config, 2, report)
+    assert scores.tolist() == pytest.approx([0.1, 0.9])
+    assert report["architecture"] == {"name": "m", "epochs": 3, "parameters": 7, "cv_reused_from": str(tmp_path)}
+    assert list(report["street_scores"]) == ["real_sirens_under_street_audio"]
+    with pytest.raises(DetectorError, match="epochs"):
+        reused_cross_validation(tmp_path, "m", dataclasses.replace(config, fit=FitSettings(epochs=5)), 2, {})
+    with pytest.raises(DetectorError, match="no saved"):
+        reused_cross_validation(tmp_path, "other", config, 2, {})

@@ -41,6 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="share of YAMNet's score in real windows' targets (needs --yamnet; default 0)")
     parser.add_argument("--hard-negative-weight", type=float, default=1.0,
                         help="loss weight of real non-siren windows YAMNet scores >= 0.2 (needs --yamnet)")
+    parser.add_argument("--mine-epochs", type=int, default=0,
+                        help="last N of --epochs continue with the real non-siren training windows the model "
+                             "scores highest up-weighted (two-pass hard-negative mining; default 0 = off)")
+    parser.add_argument("--mine-fraction", type=float, default=0.1,
+                        help="share of real non-siren training windows mined (default 0.1)")
+    parser.add_argument("--mine-weight", type=float, default=3.0, help="loss weight of mined windows (default 3)")
+    parser.add_argument("--reuse-cv", type=Path,
+                        help="report folder of an earlier run with the same settings: reuse its out-of-fold "
+                             "scores (threshold, report, card) instead of cross-validating again")
     parser.add_argument("--no-random-split-check", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     return parser
@@ -57,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     if (args.teacher_weight > 0 or args.hard_negative_weight != 1) and not args.yamnet:
         print("siren-train: error: --teacher-weight and --hard-negative-weight need --yamnet PATH", file=sys.stderr)
         return 2
+    if not 0 <= args.mine_epochs < args.epochs or not 0 < args.mine_fraction <= 1 or args.mine_weight <= 0:
+        print("siren-train: error: need 0 <= --mine-epochs < --epochs, 0 < --mine-fraction <= 1, --mine-weight > 0",
+              file=sys.stderr)
+        return 2
     if args.ship and args.ship not in names:
         names = (*names, args.ship)
     try:
@@ -67,11 +80,13 @@ def main(argv: list[str] | None = None) -> int:
             clips=clips, report_dir=args.report, architectures=names, ship=args.ship, out_model=args.out,
             folds=args.folds, budget_per_hour=args.false_events_per_hour,
             fit=FitSettings(epochs=args.epochs, seed=args.seed, teacher_weight=args.teacher_weight,
-                            hard_negative_weight=args.hard_negative_weight), tutorial_epochs=args.tutorial_epochs,
+                            hard_negative_weight=args.hard_negative_weight, mine_epochs=args.mine_epochs,
+                            mine_fraction=args.mine_fraction, mine_weight=args.mine_weight),
+            tutorial_epochs=args.tutorial_epochs,
             plan=AugmentPlan(copies_per_positive=args.copies_per_positive,
                              generated_positives=args.generated_positives,
                              generated_distractors=args.generated_distractors, seed=args.seed),
-            random_split_check=not args.no_random_split_check, yamnet_path=args.yamnet,
+            random_split_check=not args.no_random_split_check, yamnet_path=args.yamnet, reuse_cv=args.reuse_cv,
         )
         run_pipeline(config)
     except DetectorError as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import keras
@@ -16,7 +17,10 @@ from train.models import Architecture
 class FitSettings:
     """`teacher_weight`: share of YAMNet's score in the targets of real windows (0 = hard labels only);
     `hard_negative_weight`: loss weight of real non-siren windows that YAMNet scores as sirens;
-    `label_smoothing` keeps the softmax off 0 and 1, where int8 outputs (steps of 1/256) cannot rank."""
+    `label_smoothing` keeps the softmax off 0 and 1, where int8 outputs (steps of 1/256) cannot rank;
+    `mine_epochs` > 0: the last `mine_epochs` of `epochs` continue (same learning-rate schedule) with the
+    `mine_fraction` of real non-siren training windows the model itself scores highest weighted by
+    `mine_weight` (two-pass hard-negative mining, on the fold's own training windows only)."""
 
     epochs: int = 12
     batch_size: int = 64
@@ -26,6 +30,9 @@ class FitSettings:
     teacher_weight: float = 0.0
     hard_negative_weight: float = 1.0
     label_smoothing: float = 0.1
+    mine_epochs: int = 0
+    mine_fraction: float = 0.1
+    mine_weight: float = 3.0
 
 
 def standardised_recipe(recipe: FeatureRecipe, features: np.ndarray) -> FeatureRecipe:
@@ -38,11 +45,13 @@ def standardised_recipe(recipe: FeatureRecipe, features: np.ndarray) -> FeatureR
 
 def fit_model(architecture: Architecture, features: np.ndarray, labels: np.ndarray, n_labels: int,
               settings: FitSettings, sample_weight: np.ndarray | None = None,
-              targets: np.ndarray | None = None) -> keras.Model:
+              targets: np.ndarray | None = None,
+              mine: Callable[[keras.Model], np.ndarray] | None = None) -> keras.Model:
     """Train from scratch; `features` must already be standardised with the recipe's mean and std.
 
     `targets` (n, n_labels) replaces the one-hot labels where a teacher softens them; class balance is
-    still computed from the hard `labels`.
+    still computed from the hard `labels`. With `settings.mine_epochs` > 0, `mine(model)` is called after
+    the first pass and returns per-example loss-weight factors for the remaining epochs.
     """
     keras.utils.set_random_seed(settings.seed)
     model = architecture.build(features.shape[1:], n_labels)
@@ -56,9 +65,24 @@ def fit_model(architecture: Architecture, features: np.ndarray, labels: np.ndarr
     weights = class_weight[labels] * (1.0 if sample_weight is None else sample_weight)
     if targets is None:
         targets = np.eye(n_labels, dtype=np.float32)[labels]
-    model.fit(features, targets, sample_weight=weights, epochs=settings.epochs, batch_size=settings.batch_size,
+    mining = mine is not None and 0 < settings.mine_epochs < settings.epochs
+    first = settings.epochs - settings.mine_epochs if mining else settings.epochs
+    model.fit(features, targets, sample_weight=weights, epochs=first, batch_size=settings.batch_size,
               shuffle=True, verbose=settings.verbose)
+    if mining and mine is not None:
+        model.fit(features, targets, sample_weight=weights * mine(model), initial_epoch=first,
+                  epochs=settings.epochs, batch_size=settings.batch_size, shuffle=True, verbose=settings.verbose)
     return model
+
+
+def hard_negative_factors(scores: np.ndarray, candidates: np.ndarray, fraction: float, weight: float) -> np.ndarray:
+    """Loss-weight factors: `weight` for the top `fraction` of `candidates` by `scores`, 1 elsewhere."""
+    factors = np.ones(len(scores), dtype=np.float32)
+    pool = np.flatnonzero(candidates)
+    count = round(fraction * len(pool))
+    if count > 0:
+        factors[pool[np.argsort(-scores[pool], kind="stable")[:count]]] = weight
+    return factors
 
 
 def predict(model: keras.Model, features: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from detector.windows import WindowSpec
 from train.datasets import EMERGENCY, NON_EMERGENCY, Clip, binary_label
 from train.evaluate import assign_folds, evaluate_at_budget, plot_report
 from train.examples import AugmentPlan, Examples, augment, features_of, load_real_windows
-from train.fit import FitSettings, fit_model, predict, standardised_recipe
+from train.fit import FitSettings, fit_model, hard_negative_factors, predict, standardised_recipe
 from train.models import ARCHITECTURES, Architecture, count_macs
 from train.street import StreetSet, make_street_set
 
@@ -43,6 +43,7 @@ class PipelineConfig:
     plan: AugmentPlan = field(default_factory=AugmentPlan)
     random_split_check: bool = True
     yamnet_path: Path | None = None
+    reuse_cv: Path | None = None  # a report folder whose saved out-of-fold scores stand in for the CV
 
 
 def raw_recipe(recipe: FeatureRecipe) -> FeatureRecipe:
@@ -101,7 +102,22 @@ def _train(arch: Architecture, real_features: np.ndarray, aug_features: np.ndarr
     labels = np.concatenate([data.real.labels[real_mask], data.augmented.labels[aug_mask]])
     targets, weights = _teacher_targets(data, real_mask, labels, settings)
     recipe = standardised_recipe(arch.recipe, features)
-    model = fit_model(arch, _standardise(features, recipe), labels, len(LABELS), settings, weights, targets)
+    standardised = _standardise(features, recipe)
+    n_real = int(real_mask.sum())
+    mine_pool = np.zeros(len(labels), bool)
+    mine_pool[:n_real] = labels[:n_real] == 0  # the fold's own real non-siren training windows
+
+    def mine(model: Any) -> np.ndarray:
+        scores = np.zeros(len(labels), dtype=np.float32)
+        scores[mine_pool] = predict(model, standardised[mine_pool])[:, 1]
+        factors = hard_negative_factors(scores, mine_pool, settings.mine_fraction, settings.mine_weight)
+        mined = factors > 1
+        print(f"mined {int(mined.sum())} of {int(mine_pool.sum())} real non-siren training windows "
+              f"(own score >= {scores[mined].min() if mined.any() else float('nan'):.3f}), weight "
+              f"x{settings.mine_weight:g}", flush=True)
+        return factors
+
+    model = fit_model(arch, standardised, labels, len(LABELS), settings, weights, targets, mine)
     return model, recipe
 
 
@@ -131,7 +147,8 @@ def cross_validate(arch: Architecture, data: FoldData, config: PipelineConfig, s
     """Out-of-fold positive scores on every real window, plus street-set recall per fold."""
     use_augmented = not arch.tutorial
     settings = config.fit if use_augmented else dataclasses.replace(
-        config.fit, epochs=config.tutorial_epochs, teacher_weight=0.0, hard_negative_weight=1.0)
+        config.fit, epochs=config.tutorial_epochs, teacher_weight=0.0, hard_negative_weight=1.0,
+        mine_epochs=0)
     real_features, aug_features = data.raw_features(arch.recipe, use_augmented)
     oof = np.zeros(len(data.real), dtype=np.float32)
     street_scores: dict[str, list[np.ndarray]] = {}
@@ -155,6 +172,29 @@ def cross_validate(arch: Architecture, data: FoldData, config: PipelineConfig, s
                               "epochs": settings.epochs, "cv_seconds": round(time.perf_counter() - started)}
     report["street_scores"] = {name: np.concatenate(parts) for name, parts in street_scores.items()}
     return oof
+
+
+def reused_cross_validation(folder: Path, name: str, config: PipelineConfig, n_windows: int,
+                            report: dict[str, Any]) -> np.ndarray:
+    """Out-of-fold and street scores saved by an earlier run of the same settings, instead of the CV.
+
+    Only the epochs can be checked against the earlier report; the caller vouches for the rest.
+    """
+    from detector.errors import DetectorError
+
+    earlier = json.loads((folder / "report.json").read_text())["models"].get(name)
+    oof_path, street_path = folder / f"{name}_oof.npy", folder / f"{name}_street.npz"
+    if earlier is None or not oof_path.exists() or not street_path.exists():
+        raise DetectorError(f"{folder}: no saved cross-validation of {name}")
+    scores = np.load(oof_path)
+    if len(scores) != n_windows or earlier["epochs"] != config.fit.epochs:
+        raise DetectorError(f"{folder}: {name}'s saved CV has {len(scores)} windows and {earlier['epochs']} "
+                            f"epochs, this run {n_windows} and {config.fit.epochs}")
+    keys = ("name", "description", "tutorial", "parameters", "macs_per_window", "trained_on", "epochs", "cv_seconds")
+    report["architecture"] = {**{k: earlier[k] for k in keys if k in earlier}, "cv_reused_from": str(folder)}
+    with np.load(street_path) as street:
+        report["street_scores"] = {key: street[key] for key in street.files}
+    return scores
 
 
 def load_data(config: PipelineConfig, spec: WindowSpec) -> FoldData:
@@ -208,7 +248,10 @@ def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
     for name in order:
         arch = ARCHITECTURES[name]
         report: dict[str, Any] = {}
-        scores = cross_validate(arch, data, config, street, report)
+        if config.reuse_cv:
+            scores = reused_cross_validation(config.reuse_cv, name, config, len(data.real), report)
+        else:
+            scores = cross_validate(arch, data, config, street, report)
         results["models"][name] = {**report["architecture"],
                                    **evaluate_scores(name, scores, data, config, report["street_scores"], street)}
         np.save(config.report_dir / f"{name}_oof.npy", scores)
