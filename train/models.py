@@ -17,6 +17,8 @@ from detector.features import FeatureRecipe
 SEED_LOGSPEC = FeatureRecipe(kind="logspec", frame_length=320, hop_length=160, n_fft=320)
 MFCC_40 = FeatureRecipe(kind="mfcc", frame_length=400, hop_length=160, n_fft=512, n_mels=64, n_mfcc=40)
 LOGMEL_64 = FeatureRecipe(kind="logmel", frame_length=512, hop_length=480, n_fft=512, n_mels=64)
+LOGMEL_64_WINDOW = FeatureRecipe(kind="logmel", frame_length=512, hop_length=480, n_fft=512, n_mels=64,
+                                 standardise="window")
 WAVEFORM = FeatureRecipe(kind="waveform", standardise="none")
 
 
@@ -121,6 +123,8 @@ ARCHITECTURES: dict[str, Architecture] = {
                      "log-mel 64 -> depthwise-separable CNN, width 16"),
         Architecture("dscnn_m", LOGMEL_64, dscnn_builder(24, DSCNN_BLOCKS), False,
                      "log-mel 64 -> depthwise-separable CNN, width 24"),
+        Architecture("dscnn_m_window", LOGMEL_64_WINDOW, dscnn_builder(24, DSCNN_BLOCKS), False,
+                     "log-mel 64, each window standardised -> depthwise-separable CNN, width 24"),
         Architecture("dscnn_l", LOGMEL_64, dscnn_builder(32, DSCNN_BLOCKS), False,
                      "log-mel 64 -> depthwise-separable CNN, width 32"),
     )
