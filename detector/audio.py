@@ -43,25 +43,40 @@ def to_mono(samples: np.ndarray) -> np.ndarray:
     return samples.mean(axis=1)
 
 
-def read_audio(path: str | Path, target_rate: int, max_duration_s: float | None = None) -> Audio:
-    """Decode a WAV/FLAC/OGG file to mono float32 at `target_rate`, or raise AudioError naming the file."""
-    path = Path(path)
+def unreadable(path: Path, error: Exception) -> AudioError:
+    """The one-line error for a file libsndfile cannot decode."""
+    reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return AudioError(f"{path}: not a readable audio file ({reason})")
+
+
+def open_audio_file(path: Path) -> sf.SoundFile:
+    """An open soundfile handle, or AudioError naming the file: missing, a directory, unreadable, empty."""
     if not path.exists():
         raise AudioError(f"{path}: no such file")
     if path.is_dir():
         raise AudioError(f"{path}: is a directory, not an audio file")
     try:
-        info = sf.info(str(path))
-        if max_duration_s is not None and info.duration > max_duration_s:
-            raise AudioError(
-                f"{path}: {info.duration:.0f} s of audio is longer than the limit of {max_duration_s:.0f} s"
-            )
-        samples, source_rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except AudioError:
-        raise
+        handle = sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise AudioError(f"{path}: not a readable audio file ({reason})") from None
+        raise unreadable(path, error) from None
+    if handle.frames == 0:
+        handle.close()
+        raise AudioError(f"{path}: the file holds no audio samples")
+    return handle
+
+
+def read_audio(path: str | Path, target_rate: int, max_duration_s: float | None = None) -> Audio:
+    """Decode a WAV/FLAC/OGG file to mono float32 at `target_rate`, or raise AudioError naming the file."""
+    path = Path(path)
+    with open_audio_file(path) as handle:
+        duration_s = handle.frames / handle.samplerate
+        if max_duration_s is not None and duration_s > max_duration_s:
+            raise AudioError(f"{path}: {duration_s:.0f} s of audio is longer than the limit of {max_duration_s:.0f} s")
+        try:
+            samples = handle.read(dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
+            raise unreadable(path, error) from None
+        source_rate = handle.samplerate
     if samples.shape[0] == 0:
         raise AudioError(f"{path}: the file holds no audio samples")
     if not np.all(np.isfinite(samples)):

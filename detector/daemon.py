@@ -119,9 +119,8 @@ class Daemon:
         self._submit(state_message(bool(active), label, confidence, self.wall_time(since_s)))
 
     def _publish_health(self) -> None:
-        self.health.input_overflows = self.source.overflows
         broker = self.mqtt.status() if self.mqtt else {"connected": None}
-        self._submit(health_message(self.health.figures(self.spool.count("event"), broker)))
+        self._submit(health_message(self.health.figures(self.source.overflows, self.spool.count("event"), broker)))
 
     def _close_events(self) -> None:
         for channel in self.channels.values():

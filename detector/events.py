@@ -42,14 +42,3 @@ def active_runs(active: np.ndarray, merge_gap_windows: int) -> list[tuple[int, i
         else:
             runs.append((int(index), int(index)))
     return runs
-
-
-def detect_events(label: str, starts_s: np.ndarray, scores: np.ndarray, window_s: float,
-                  rule: EventRule) -> list[Event]:
-    """Events of one label from its per-window scores."""
-    runs = active_runs(scores >= rule.threshold, rule.merge_gap_windows)
-    return [
-        Event(label, float(starts_s[first]), float(starts_s[last] + window_s),
-              float(scores[first : last + 1].max()))
-        for first, last in runs
-    ]

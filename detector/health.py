@@ -21,7 +21,6 @@ class HealthMonitor:
     started: float = field(default_factory=time.monotonic)
     windows_processed: int = 0
     dropped_windows: int = 0
-    input_overflows: int = 0
     audio_faults: int = 0
     source_status: str = "starting"
     input_level_dbfs: float | None = None
@@ -38,13 +37,13 @@ class HealthMonitor:
         self.last_audio_time = time.monotonic()
         self.source_status = "ok"
 
-    def figures(self, queued_events: int, broker: dict[str, Any]) -> dict[str, Any]:
+    def figures(self, input_overflows: int, queued_events: int, broker: dict[str, Any]) -> dict[str, Any]:
         now = time.monotonic()
         times = np.array(self.inference_ms) if self.inference_ms else None
         return {
             "uptime_s": round(now - self.started, 1),
             "windows_processed": self.windows_processed,
-            "input_overflows": self.input_overflows,
+            "input_overflows": input_overflows,
             "dropped_windows": self.dropped_windows,
             "inference_ms": {
                 "p50": None if times is None else round(float(np.percentile(times, 50)), 3),

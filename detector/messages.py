@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from detector.spool import Message
+from detector.spool import Message, write_atomically
 from detector.tracker import TrackedEvent
 
 
@@ -38,9 +37,7 @@ class SequenceCounter:
     def next(self) -> int:
         self.value += 1
         if self.path is not None:
-            temporary = self.path.with_suffix(".tmp")
-            temporary.write_text(str(self.value))
-            os.replace(temporary, self.path)
+            write_atomically(self.path, str(self.value))
         return self.value
 
 

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 import soundfile as sf
 
-from detector.audio import to_mono
+from detector.audio import open_audio_file, to_mono
 from detector.config import AudioConfig, SyntheticConfig
 from detector.errors import AudioError
 from detector.resample import StreamResampler
@@ -93,15 +93,7 @@ class FileSource:
         self._finished = False
 
     def open(self) -> None:
-        if not self.path.is_file():
-            raise AudioError(f"{self.path}: no such audio file")
-        try:
-            self._file = sf.SoundFile(str(self.path))
-        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise AudioError(f"{self.path}: not a readable audio file ({reason})") from None
-        if self._file.frames == 0:
-            raise AudioError(f"{self.path}: the file holds no audio samples")
+        self._file = open_audio_file(self.path)
         self._resampler = StreamResampler(self._file.samplerate, self.sample_rate)
         self._pacer = _Pacer(self.sample_rate, self.realtime)
 
@@ -175,13 +167,13 @@ class SyntheticSource:
             raise EndOfAudio
         length_s = config.segment_s if config.duration_s is None else min(config.segment_s,
                                                                           config.duration_s - elapsed_s)
-        pool_full = config.unique_segments is not None and len(self._pool) >= config.unique_segments
-        if pool_full and abs(length_s - config.segment_s) < 1e-9:
+        pooled = config.unique_segments is not None and abs(length_s - config.segment_s) < 1e-9
+        if pooled and len(self._pool) >= (config.unique_segments or 0):
             audio, events = self._pool[int(self._rng.integers(len(self._pool)))]
         else:
             audio, events = generate_scene(length_s, self._rng, self.sample_rate,
                                            siren_times=None if config.sirens else [], quiet_tail_s=SEGMENT_QUIET_TAIL_S)
-            if config.unique_segments is not None and not pool_full and abs(length_s - config.segment_s) < 1e-9:
+            if pooled:
                 self._pool.append((audio, events))
         self.truth.extend(SceneEvent(e.kind, e.start_s + elapsed_s, e.end_s + elapsed_s) for e in events)
         self._segment = audio

@@ -22,6 +22,16 @@ log = logging.getLogger(__name__)
 DROPPABLE_KINDS = ("scores", "health")  # dropped first, in this order, when the spool is full
 
 
+def write_atomically(path: Path, text: str) -> None:
+    """Replace `path` with `text` so that a power cut leaves the old content or the new, never half."""
+    temporary = path.with_suffix(".tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
 @dataclass(frozen=True)
 class Message:
     """One MQTT message; `topic` is relative to the device's prefix (`event`, `state`, ...)."""
@@ -87,7 +97,7 @@ class Spool:
             number = self._next_number
             self._next_number += 1
             if self.directory is not None:
-                self._write(number, message)
+                write_atomically(self.directory / f"{number:012d}.json", message.to_json())
             self._items[number] = message
             while len(self._items) > self.max_messages:
                 self._drop_one()
@@ -104,16 +114,6 @@ class Spool:
         with self._lock:
             if self._items.pop(number, None) is not None and self.directory is not None:
                 (self.directory / f"{number:012d}.json").unlink(missing_ok=True)
-
-    def _write(self, number: int, message: Message) -> None:
-        assert self.directory is not None
-        final = self.directory / f"{number:012d}.json"
-        temporary = final.with_suffix(".tmp")
-        with open(temporary, "w", encoding="utf-8") as handle:
-            handle.write(message.to_json())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, final)
 
     def _drop_one(self) -> None:
         for kind in (*DROPPABLE_KINDS, None):

@@ -72,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tune_tracker: error: {args.oof} has {len(scores)} scores for {len(real.labels)} windows",
               file=sys.stderr)
         return 2
-    clips = [(bool(real.labels[real.clip_ids == c][0]), scores[real.clip_ids == c]) for c in np.unique(real.clip_ids)]
+    order = np.argsort(real.clip_ids, kind="stable")  # windows stay in time order within a clip
+    boundaries = np.flatnonzero(np.diff(real.clip_ids[order])) + 1
+    clips = [(bool(real.labels[part[0]]), scores[part]) for part in np.split(order, boundaries)]
     negative_hours = float((real.labels == 0).sum()) * HOP_S / 3600
     rows = []
     for on, (k, n) in itertools.product(ON_THRESHOLDS, ONSETS):
