@@ -19,6 +19,20 @@ FRAME_SAMPLES = 15600  # 0.975 s, YAMNet's fixed input
 N_CLASSES = 521
 # AudioSet: Emergency vehicle, Police car (siren), Ambulance (siren), Fire engine (siren), Siren
 EMERGENCY_CLASSES = (316, 317, 318, 319, 390)
+# The UrbanSound8K classes as YAMNet's AudioSet classes (indices into yamnet_class_map.csv): YAMNet as an
+# urban tagger scores each label with the strongest of its classes.
+URBAN_CLASSES: dict[str, tuple[int, ...]] = {
+    "air_conditioner": (406, 407),  # Mechanical fan, Air conditioning
+    "car_horn": (302, 312),  # Vehicle horn, Air horn
+    "children_playing": (1, 10, 66),  # Child speech, Children shouting, Children playing
+    "dog_bark": (69, 70, 71, 73),  # Dog, Bark, Yip, Bow-wow
+    "drilling": (339, 418, 419),  # Dental drill, Power tool, Drill
+    "engine_idling": (337, 342, 343, 346),  # Engine, Medium engine, Heavy engine, Idling
+    "gun_shot": (421, 422, 425),  # Gunshot, Machine gun, Cap gun
+    "jackhammer": (414,),
+    "siren": EMERGENCY_CLASSES,
+    "street_music": (132, 133),  # Music, Musical instrument
+}
 FRAMES_PER_WINDOW = 3  # for a 2 s window: offsets 0, 8200, 16400, so the frames cover it end to end
 
 
@@ -82,3 +96,8 @@ class YamnetTagger:
     def siren_score(scores: np.ndarray) -> float:
         """(521,) scores -> the strongest of YAMNet's emergency-vehicle and siren classes."""
         return float(scores[list(EMERGENCY_CLASSES)].max())
+
+    @staticmethod
+    def urban_scores(scores: np.ndarray) -> np.ndarray:
+        """(..., 521) scores -> (..., 10) scores of the UrbanSound8K labels, in `URBAN_CLASSES` order."""
+        return np.stack([scores[..., list(classes)].max(axis=-1) for classes in URBAN_CLASSES.values()], axis=-1)
