@@ -1,61 +1,98 @@
-"""Per-window cost of the shipped model on this machine: features and int8 inference, one thread.
+"""Per-window cost on one core: this project's pipeline against the tutorial pipeline, same windows, same run.
 
-Usage: .venv/bin/python benchmarks/per_window.py [--model models/emergency.tflite] [--windows 500]
-Prints a table (median and p95 in milliseconds) and writes benchmarks/per_window.json.
+Ours: numpy log-mel features + the shipped int8 model in LiteRT. The tutorials': scipy's spectrogram +
+Keras `model.predict` for the spectrogram CNN, and librosa's MFCC + Keras for the MFCC net, the models
+built by the same code `siren-train` trains them with (`train.models`). Weights do not change the cost of
+a forward pass, so the tutorial models are not trained here.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from benchmarks.common import SAMPLE_RATE, summary_ms
 from detector.model import Classifier
-from detector.synth import generate_scene
-from detector.windows import WindowSpec, cut_windows
+
+WARM_UP = 20
 
 
-def _machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
-    return f"{cpu}, {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=Path("models/emergency.tflite"))
-    parser.add_argument("--windows", type=int, default=500)
-    args = parser.parse_args()
-
-    classifier = Classifier(args.model, num_threads=1)
-    card = classifier.card
-    audio, _ = generate_scene(args.windows + 2.0, np.random.default_rng(0), card.sample_rate)
-    windows, _ = cut_windows(audio, WindowSpec.from_seconds(card.sample_rate, card.window_s, 1.0))
-    windows = windows[: args.windows]
+def _timed(windows: np.ndarray, features: Callable[[np.ndarray], Any], infer: Callable[[Any], Any]
+           ) -> dict[str, dict[str, float]]:
     feature_ms, inference_ms = [], []
-    for window in windows:
+    for index, window in enumerate(windows):
         started = time.perf_counter()
-        features = classifier.features(window[None])
+        matrix = features(window)
         computed = time.perf_counter()
-        classifier.predict_features(features)
-        feature_ms.append((computed - started) * 1e3)
-        inference_ms.append((time.perf_counter() - computed) * 1e3)
-    total = np.add(feature_ms, inference_ms)
-    rows = {"features": feature_ms, "inference": inference_ms, "total": total}
-    result = {"machine": _machine(), "model": str(args.model), "windows": len(windows),
-              **{name: {"median_ms": round(float(np.median(v)), 3), "p95_ms": round(float(np.percentile(v, 95)), 3)}
-                 for name, v in rows.items()}}
-    print(f"{len(windows)} windows, {args.model.name}, one thread; {result['machine']}")
-    print("| stage | median ms | p95 ms |\n|---|---:|---:|")
-    for name in rows:
-        print(f"| {name} | {result[name]['median_ms']:.3f} | {result[name]['p95_ms']:.3f} |")
-    (Path(__file__).parent / "per_window.json").write_text(json.dumps(result, indent=2) + "\n")
+        infer(matrix)
+        done = time.perf_counter()
+        if index >= WARM_UP:
+            feature_ms.append((computed - started) * 1e3)
+            inference_ms.append((done - computed) * 1e3)
+    return {"features": summary_ms(feature_ms), "inference": summary_ms(inference_ms),
+            "total": summary_ms(np.add(feature_ms, inference_ms))}
 
 
-if __name__ == "__main__":
-    main()
+def _ours(model_path: Path) -> tuple[Callable[[np.ndarray], Any], Callable[[Any], Any]]:
+    classifier = Classifier(model_path, num_threads=1)
+    return (lambda window: classifier.features(window[None]), classifier.predict_features)
+
+
+def tutorial_spectrogram(window: np.ndarray) -> np.ndarray:
+    """The seed recipe as the tutorials wrote it: scipy's spectrogram, 20 ms frames at a 10 ms hop, log."""
+    from scipy import signal
+
+    _, _, power = signal.spectrogram(window, fs=SAMPLE_RATE, nperseg=320, noverlap=160)
+    logged = np.log(power + 1e-10).T
+    return ((logged - logged.mean()) / (logged.std() + 1e-8)).astype(np.float32)
+
+
+def tutorial_mfcc(window: np.ndarray) -> np.ndarray:
+    import librosa
+
+    return librosa.feature.mfcc(y=window, sr=SAMPLE_RATE, n_mfcc=40).T.astype(np.float32)
+
+
+def _keras(architecture: str, shape: tuple[int, ...], call: bool = False) -> Callable[[np.ndarray], Any]:
+    """`model.predict` per window as the tutorials do, or (`call`) the model called directly, its cheapest form."""
+    from train.models import ARCHITECTURES
+
+    model = ARCHITECTURES[architecture].build(shape, 2)
+    if call:
+        return lambda matrix: model(matrix[None], training=False)
+    return lambda matrix: model.predict(matrix[None], verbose=0)
+
+
+def run(windows: np.ndarray, model_path: Path) -> dict[str, Any]:
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    example = windows[0]
+    pipelines = {
+        f"ours: numpy log-mel + {model_path.stem} int8 (LiteRT)": _ours(model_path),
+        "tutorial: scipy spectrogram + Keras CNN (logspec_cnn)":
+            (tutorial_spectrogram, _keras("logspec_cnn", tutorial_spectrogram(example).shape)),
+        "tutorial: librosa MFCC-40 + Keras dense net (mfcc_dense)":
+            (tutorial_mfcc, _keras("mfcc_dense", tutorial_mfcc(example).shape)),
+        "tutorial CNN with Keras called directly instead of predict (its cheapest form)":
+            (tutorial_spectrogram, _keras("logspec_cnn", tutorial_spectrogram(example).shape, call=True)),
+    }
+    rows = {name: _timed(windows, *stages) for name, stages in pipelines.items()}
+    ours = next(iter(rows.values()))["total"]["median_ms"]
+    for row in rows.values():
+        row["times_ours"] = round(row["total"]["median_ms"] / ours, 1)
+    return {"windows_timed": len(windows) - WARM_UP, "threads": 1, "pipelines": rows}
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = [f"Per-window cost, one core, {result['windows_timed']} windows (median / p95 ms)",
+             "| pipeline | features | inference | total | × ours |", "|---|---:|---:|---:|---:|"]
+    for name, row in result["pipelines"].items():
+        cells = [f"{row[s]['median_ms']:.2f} / {row[s]['p95_ms']:.2f}" for s in ("features", "inference", "total")]
+        lines.append(f"| {name} | {' | '.join(cells)} | {row['times_ours']:g} |")
+    return "\n".join(lines)
