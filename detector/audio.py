@@ -40,6 +40,8 @@ def to_mono(samples: np.ndarray) -> np.ndarray:
     """Average the channels: a street microphone's channels hear the same scene."""
     if samples.ndim == 1:
         return samples
+    if samples.shape[1] == 1:
+        return samples[:, 0]
     return samples.mean(axis=1)
 
 

@@ -38,7 +38,14 @@ def _print_human(result: dict) -> None:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    classifiers = [Classifier(path) for path in (args.model or [DEFAULT_MODEL])]
+    if args.model:
+        paths = args.model
+    elif args.config:
+        detection = load_config(args.config).detection
+        paths = [resolve_path(path) for path in (detection.model, *detection.models)]
+    else:
+        paths = [DEFAULT_MODEL]
+    classifiers = [Classifier(path) for path in paths]
     failed = False
     for path in args.files:
         result = classify_or_error(Path(path), classifiers)
@@ -63,10 +70,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     check_files(config)
     if config.mqtt.enabled and config.mqtt.username is not None:
         read_password(config.mqtt)  # the source must work; the password itself is never printed
+    from detector.daemon import SAMPLE_RATE, WINDOW_S
+    from detector.scoring import Scorer
+
     try:
-        Classifier(resolve_path(config.detection.model))
+        Scorer(config.detection, SAMPLE_RATE, WINDOW_S)
     except ModelError as error:
-        raise ConfigError(f"detection.model: {error}") from None
+        raise ConfigError(f"detection: {error}") from None
     print(f"{args.config}: valid")
     print(describe_config(config), end="")
     return 0
@@ -109,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--json", action="store_true", help="one JSON object per file, one per line")
     classify.add_argument("--model", action="append", type=Path, metavar="PATH",
                           help=f"a .tflite beside its .json card (repeatable; default {DEFAULT_MODEL.name})")
+    classify.add_argument("--config", type=Path, metavar="FILE",
+                          help="take the models from this config (detection.model and detection.models)")
     classify.set_defaults(handler=cmd_classify)
 
     run = commands.add_parser("run", help="the daemon: audio source to MQTT")

@@ -83,8 +83,18 @@ class DetectionConfig:
     min_event_s: float = 3.0
     refractory_s: float = 2.0
     publish_scores: bool = False
+    models: tuple[Path, ...] = ()  # more models on the same windows (the urban tagger): events on <p>/sound
+    yamnet: Path | None = None  # a YAMNet .tflite the user supplies (never shipped); None = not used
+    yamnet_confirm: bool = True  # YAMNet must confirm a siren onset (it never ends a running event)
+    yamnet_confirm_threshold: float | None = None  # None: the card's measured value, else 0.2
+    yamnet_urban: bool = True  # YAMNet also tags the urban labels, events on <p>/sound
+    yamnet_urban_threshold: float = 0.5
 
     def check(self) -> None:
+        _require(len(self.models) <= 4, "detection.models", "at most 4 further models")
+        _require(self.yamnet_confirm_threshold is None or 0.0 < self.yamnet_confirm_threshold < 1.0,
+                 "detection.yamnet_confirm_threshold", "must be between 0 and 1 (or null for the model card's)")
+        _require(0.0 < self.yamnet_urban_threshold < 1.0, "detection.yamnet_urban_threshold", "must be between 0 and 1")
         _require(0.25 <= self.hop_s <= 2.0, "detection.hop_s", "must be between 0.25 and 2.0 seconds")
         for key in ("on_threshold", "off_threshold"):
             value = getattr(self, key)
@@ -198,6 +208,11 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
         raise ConfigError(f"{key}: {_describe(value)} is not one of {', '.join(allowed)}")
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, key)
+    if origin is tuple:  # tuple[X, ...]: a YAML list
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: {_describe(value)} is not a list")
+        item = typing.get_args(hint)[0]
+        return tuple(_convert(element, item, f"{key}[{index}]") for index, element in enumerate(value))
     if value is None:
         raise ConfigError(f"{key}: must not be null")
     if hint is bool:
@@ -269,7 +284,11 @@ def load_config(path: str | Path) -> Config:
 
 def check_files(config: Config) -> None:
     """Every file the config names exists: a typo in a path is reported with its key before the daemon starts."""
-    named: list[tuple[str, Path | None]] = [("detection.model", resolve_path(config.detection.model))]
+    detection = config.detection
+    named: list[tuple[str, Path | None]] = [("detection.model", resolve_path(detection.model)),
+                                            *((f"detection.models[{i}]", resolve_path(model))
+                                              for i, model in enumerate(detection.models)),
+                                            ("detection.yamnet", detection.yamnet)]
     if config.audio.source == "file":
         named.append(("audio.file", config.audio.file))
     if config.mqtt.enabled:
@@ -314,6 +333,8 @@ def describe_config(config: Config) -> str:
             return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
         if isinstance(value, Path):
             return str(value)
+        if isinstance(value, tuple):
+            return [plain(item) for item in value]
         return value
 
     return yaml.safe_dump(plain(config), sort_keys=False)

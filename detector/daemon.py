@@ -17,23 +17,22 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Protocol
 
-from detector.config import Config, check_files, resolve_path
+from detector.config import Config, DetectionConfig, check_files
 from detector.errors import ConfigError
 from detector.health import HealthMonitor
 from detector.messages import (
-    ModelIdentity,
     SequenceCounter,
     event_message,
     health_message,
     scores_message,
     state_message,
 )
-from detector.model import Classifier
 from detector.mqtt import MqttSink
+from detector.scoring import SIREN_TOPIC, ScoredModel, Scorer
 from detector.sources import Chunk, EndOfAudio, Source, SourceFault, make_source
 from detector.spool import Message, Spool
 from detector.systemd import Notifier
-from detector.tracker import EventTracker, TrackedEvent, settings_for
+from detector.tracker import OFF_FRACTION, EventTracker, TrackedEvent, TrackerSettings, settings_for
 from detector.windows import StreamWindower, WindowSpec
 
 log = logging.getLogger(__name__)
@@ -58,26 +57,22 @@ class StdoutSink:
 
 
 @dataclass(frozen=True)
-class LabelChannel:
-    """One label the daemon tracks: where its score is in the model's output and its tracker."""
+class ModelTrackers:
+    """One model's event trackers, one per label it reports, and the topic its events go to."""
 
-    index: int
-    tracker: EventTracker
+    model: ScoredModel
+    trackers: dict[int, EventTracker]  # index in the model's output -> that label's tracker
 
 
 class Daemon:
     def __init__(self, config: Config) -> None:
         self.config = config
         check_files(config)
-        self.classifier = Classifier(resolve_path(config.detection.model))
-        self.classifier.check_audio_path(SAMPLE_RATE, WINDOW_S)
-        card = self.classifier.card
-        self.model = ModelIdentity(card.name, self.classifier.sha256)
+        self.scorer = Scorer(config.detection, SAMPLE_RATE, WINDOW_S)
         self.device_id = config.mqtt.device_id or socket.gethostname()
         self.spec = WindowSpec.from_seconds(SAMPLE_RATE, WINDOW_S, config.detection.hop_s)
-        settings = settings_for(card, config.detection)
-        self.channels = {label: LabelChannel(card.labels.index(label), EventTracker(label, settings, WINDOW_S))
-                         for label in card.positive_labels}
+        self.tracked = [ModelTrackers(model, self._trackers(model)) for model in self.scorer.models]
+        self.siren_settings = next(iter(self.tracked[0].trackers.values())).settings
         self.source: Source = make_source(config.audio, SAMPLE_RATE)
         self.health = HealthMonitor()
         self.notifier = Notifier()
@@ -95,6 +90,15 @@ class Daemon:
         self._expected_start = 0
         self._anchor = (0.0, time.time())  # (audio seconds, wall time) of the latest chunk
 
+    def _trackers(self, model: ScoredModel) -> dict[int, EventTracker]:
+        if model.classifier is not None:
+            settings = settings_for(model.classifier.card, self.config.detection if model.topic == SIREN_TOPIC
+                                    else DetectionConfig(hop_s=self.config.detection.hop_s))
+        else:
+            threshold = self.config.detection.yamnet_urban_threshold
+            settings = TrackerSettings(on_threshold=threshold, off_threshold=OFF_FRACTION * threshold)
+        return {model.labels.index(label): EventTracker(label, settings, WINDOW_S) for label in model.positive_labels}
+
     def wall_time(self, audio_s: float) -> float:
         anchor_s, anchor_wall = self._anchor
         return anchor_wall + (audio_s - anchor_s)
@@ -103,18 +107,19 @@ class Daemon:
         for sink in self.sinks:
             sink.submit(message)
 
-    def _publish_events(self, events: list[TrackedEvent]) -> None:
+    def _publish_events(self, model: ScoredModel, events: list[TrackedEvent]) -> None:
         for event in events:
             end_wall = None if event.end_s is None else self.wall_time(event.end_s)
             self._submit(event_message(event, self.sequence.next(), self.wall_time(event.start_s), end_wall,
-                                       self.device_id, self.model))
-            log.info("%s %s at %.1f s (confidence %.2f)", event.label, event.type,
+                                       self.device_id, model.identity, model.topic))
+            log.info("%s: %s %s at %.1f s (confidence %.2f)", model.identity.name, event.label, event.type,
                      event.start_s if event.end_s is None else event.end_s, event.confidence)
-        if events:
+        if events and model.topic == SIREN_TOPIC:
             self._publish_state(events[-1].end_s if events[-1].type == "end" else events[-1].start_s)
 
     def _publish_state(self, since_s: float) -> None:
-        active = [(label, c.tracker.confidence) for label, c in self.channels.items() if c.tracker.active]
+        """The siren channel's state: only the siren model's labels make the intersection 'active'."""
+        active = [(t.label, t.confidence) for t in self.tracked[0].trackers.values() if t.active]
         label, confidence = active[0] if active else (None, None)
         self._submit(state_message(bool(active), label, confidence, self.wall_time(since_s)))
 
@@ -123,8 +128,9 @@ class Daemon:
         self._submit(health_message(self.health.figures(self.source.overflows, self.spool.count("event"), broker)))
 
     def _close_events(self) -> None:
-        for channel in self.channels.values():
-            self._publish_events(channel.tracker.close())
+        for tracked in self.tracked:
+            for tracker in tracked.trackers.values():
+                self._publish_events(tracked.model, tracker.close())
 
     def process(self, chunk: Chunk) -> None:
         """Score every window this chunk completes and publish what the trackers conclude."""
@@ -139,15 +145,17 @@ class Daemon:
         self.health.audio_arrived()
         for start, window in self._windower.push(chunk.samples):
             began = time.perf_counter()
-            scores = self.classifier.predict(window[None, :])[0]
-            self.health.window_done(window, (time.perf_counter() - began) * 1000.0)
+            scored = self.scorer.score(window, self.siren_settings.on_threshold)
+            self.health.window_done(window, (time.perf_counter() - began) * 1000.0, scored.model_ms, scored.vetoed)
             start_s = start / SAMPLE_RATE
-            for channel in self.channels.values():
-                self._publish_events(channel.tracker.update(start_s, float(scores[channel.index])))
+            for tracked, scores in zip(self.tracked, scored.scores, strict=True):
+                for index, tracker in tracked.trackers.items():
+                    self._publish_events(tracked.model, tracker.update(start_s, float(scores[index])))
             if self.config.detection.publish_scores:
-                labels = self.classifier.card.labels
-                self._submit(scores_message(start_s, self.wall_time(start_s),
-                                            {label: float(v) for label, v in zip(labels, scores, strict=True)}))
+                self._submit(scores_message(start_s, self.wall_time(start_s), {
+                    label if model.topic == SIREN_TOPIC else f"{model.identity.name}/{label}": float(value)
+                    for model, scores in zip(self.scorer.models, scored.scores, strict=True)
+                    for label, value in zip(model.labels, scores, strict=True)}))
 
     def _reopen_source(self, fault: SourceFault) -> None:
         """Report the fault, end open events, reopen with backoff (pinging the watchdog meanwhile)."""
@@ -198,7 +206,7 @@ class Daemon:
             except SourceFault as fault:
                 self._reopen_source(fault)
             self.notifier.ready()
-            self.notifier.status(f"listening, model {self.model.name}")
+            self.notifier.status("listening, models " + ", ".join(m.identity.name for m in self.scorer.models))
             self._publish_state(0.0)
             self._publish_health()
             exit_code = self._loop()

@@ -128,8 +128,10 @@ class EventTracker:
 
 
 def settings_for(card: ModelCard, detection: DetectionConfig) -> TrackerSettings:
-    """The config's values where given, else those measured for this model (its card's "tracker")."""
-    measured = card.raw.get("tracker") or {}
+    """The config's values where given, else those measured for this model (its card's "tracker", or with a
+    YAMNet veto configured its "tracker_with_yamnet_veto")."""
+    vetoed = detection.yamnet is not None and detection.yamnet_confirm
+    measured = (vetoed and card.raw.get("tracker_with_yamnet_veto")) or card.raw.get("tracker") or {}
 
     def pick(key: str, fallback: float) -> float:
         value = getattr(detection, key)

@@ -5,8 +5,13 @@ with each candidate setting. A siren clip counts as caught when it gives a start
 non-siren clip is a false event. The chosen setting catches the most siren clips within the false-event
 budget; ties go to the fewer false events.
 
+With `--confirm YAMNET.npy` (YAMNet's siren score per real window, as `train.baseline` saves it) the grid is
+replayed again with the daemon's YAMNet veto (`detector.scoring`) at each of several confirm thresholds.
+The delay is how far into a caught siren clip its start event is published (window end), median and p95.
+
 Usage: python -m train.tune_tracker --data INDEX.csv --oof PATH.npy [--budget 10] [--out tracker.json]
        [--card models/emergency.json]   (writes the choice into the card, where the daemon reads it)
+       [--confirm yamnet_oof.npy]
 """
 
 from __future__ import annotations
@@ -28,30 +33,46 @@ from train.examples import load_real_windows
 ON_THRESHOLDS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 OFF_FRACTION = 0.5  # the off-threshold changes how long events last, not how many start
 ONSETS = ((1, 1), (2, 2), (2, 3), (3, 3))  # (k, n)
+CONFIRM_THRESHOLDS = (0.02, 0.05, 0.1, 0.2, 0.3)
 WINDOW_S, HOP_S = 2.0, 1.0
 
 
-def replay(settings: TrackerSettings, scores: np.ndarray) -> int:
-    """Start events one clip's scores give."""
+def replay(settings: TrackerSettings, scores: np.ndarray) -> tuple[int, float | None]:
+    """Start events one clip's scores give, and when the first was published (end of its window)."""
     tracker = EventTracker("emergency", settings, WINDOW_S)
-    events = [e for i, score in enumerate(scores) for e in tracker.update(i * HOP_S, float(score))]
-    events += tracker.close()
-    return sum(e.type == "start" for e in events)
+    starts, first = 0, None
+    for i, score in enumerate(scores):
+        for event in tracker.update(i * HOP_S, float(score)):
+            if event.type == "start":
+                starts += 1
+                first = i * HOP_S + WINDOW_S if first is None else first
+    return starts, first
+
+
+def vetoed(scores: np.ndarray, yamnet: np.ndarray, on_threshold: float, confirm_threshold: float) -> np.ndarray:
+    """The daemon's YAMNet veto (detector.scoring): unconfirmed windows held just below the on-threshold."""
+    held = scores.copy()
+    held[(scores >= on_threshold) & (yamnet < confirm_threshold)] = np.nextafter(np.float32(on_threshold),
+                                                                                 np.float32(0))
+    return held
 
 
 def measure(settings: TrackerSettings, clips: list[tuple[bool, np.ndarray]], negative_hours: float) -> dict[str, Any]:
-    caught = positives = false_events = 0
+    positives = false_events = 0
+    delays = []
     for positive, scores in clips:
-        starts = replay(settings, scores)
+        starts, first = replay(settings, scores)
         if positive:
             positives += 1
-            caught += starts > 0
+            delays += [first] if first is not None else []
         else:
             false_events += starts
     return {"on_threshold": settings.on_threshold, "off_threshold": round(settings.off_threshold, 4),
             "onset_windows": settings.onset_windows, "onset_of": settings.onset_of,
-            "siren_clip_recall": round(caught / max(positives, 1), 4),
-            "false_events_per_hour": round(false_events / negative_hours, 2)}
+            "siren_clip_recall": round(len(delays) / max(positives, 1), 4),
+            "false_events_per_hour": round(false_events / negative_hours, 2),
+            "delay_s_median": float(np.median(delays)) if delays else None,
+            "delay_s_p95": float(np.percentile(delays, 95)) if delays else None}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=10.0, help="false events per hour of non-siren audio")
     parser.add_argument("--out", type=Path, help="JSON of every setting measured and the choice")
     parser.add_argument("--card", type=Path, help="model card to write the chosen settings into")
+    parser.add_argument("--confirm", type=Path, help="YAMNet siren scores per real window (.npy): measure the veto")
     args = parser.parse_args(argv)
 
     all_clips = [clip for source in args.data for clip in load_dataset(source, args.label_column)]
@@ -74,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     order = np.argsort(real.clip_ids, kind="stable")  # windows stay in time order within a clip
     boundaries = np.flatnonzero(np.diff(real.clip_ids[order])) + 1
-    clips = [(bool(real.labels[part[0]]), scores[part]) for part in np.split(order, boundaries)]
+    parts = np.split(order, boundaries)
+    clips = [(bool(real.labels[part[0]]), scores[part]) for part in parts]
     negative_hours = float((real.labels == 0).sum()) * HOP_S / 3600
     rows = []
     for on, (k, n) in itertools.product(ON_THRESHOLDS, ONSETS):
@@ -82,24 +105,58 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(measure(settings, clips, negative_hours))
     within = [r for r in rows if r["false_events_per_hour"] <= args.budget]
     choice = max(within, key=lambda r: (r["siren_clip_recall"], -r["false_events_per_hour"])) if within else None
-    print("| on | off | k of n | siren clips caught | false events/h |\n| --- | --- | --- | --- | --- |")
+    print("| on | off | k of n | siren clips caught | false events/h | delay s median / p95 |\n"
+          "| --- | --- | --- | --- | --- | --- |")
     for row in sorted(rows, key=lambda r: -r["siren_clip_recall"]):
         if row["false_events_per_hour"] <= 3 * args.budget:
             print(f"| {row['on_threshold']} | {row['off_threshold']} | {row['onset_windows']} of {row['onset_of']} "
-                  f"| {row['siren_clip_recall']:.1%} | {row['false_events_per_hour']} |")
+                  f"| {row['siren_clip_recall']:.1%} | {row['false_events_per_hour']} | {row['delay_s_median']} / "
+                  f"{row['delay_s_p95']} |")
     print(f"chosen within {args.budget:g} false events/h: {choice}")
+    confirm_rows = []
+    confirm_choice = None
+    if args.confirm:
+        yamnet = np.load(args.confirm)
+        print("\nwith the YAMNet veto: the best setting within the budget per confirm threshold\n"
+              "| confirm threshold | on | k of n | siren clips caught | false events/h | delay s median / p95 |\n"
+              "| --- | --- | --- | --- | --- | --- |")
+        for threshold in CONFIRM_THRESHOLDS:
+            measured = []
+            for on, (k, n) in itertools.product(ON_THRESHOLDS, ONSETS):
+                settings = TrackerSettings(on_threshold=on, off_threshold=on * OFF_FRACTION, onset_windows=k,
+                                           onset_of=n)
+                held = vetoed(scores, yamnet, on, threshold)
+                measured.append({"confirm_threshold": threshold,
+                                 **measure(settings, [(c[0], held[part]) for part, c in zip(parts, clips, strict=True)],
+                                           negative_hours)})
+            best = max((r for r in measured if r["false_events_per_hour"] <= args.budget),
+                       key=lambda r: (r["siren_clip_recall"], -r["false_events_per_hour"]), default=None)
+            confirm_rows += measured
+            if best and (confirm_choice is None or (best["siren_clip_recall"], -best["false_events_per_hour"]) >
+                         (confirm_choice["siren_clip_recall"], -confirm_choice["false_events_per_hour"])):
+                confirm_choice = best
+            if best:
+                print(f"| {threshold} | {best['on_threshold']} | {best['onset_windows']} of {best['onset_of']} | "
+                      f"{best['siren_clip_recall']:.1%} | {best['false_events_per_hour']} | "
+                      f"{best['delay_s_median']} / {best['delay_s_p95']} |")
     protocol = (f"out-of-fold scores of grouped CV replayed through the daemon's tracker, {len(clips)} real clips "
                 f"of {', '.join(str(d) for d in args.data)}, {negative_hours:.2f} h non-siren; a siren clip is caught "
                 "when the tracker starts an event in it; false events are starts on non-siren clips; chosen: most "
                 f"siren clips caught within {args.budget:g} false events/h")
     if args.out:
         args.out.write_text(json.dumps({"protocol": protocol, "budget_per_hour": args.budget, "choice": choice,
-                                        "settings": rows}, indent=2) + "\n")
+                                        "settings": rows, "yamnet_veto": confirm_rows}, indent=2) + "\n")
     if args.card and choice:
         card = json.loads(args.card.read_text())
         card["tracker"] = {**{k: choice[k] for k in ("on_threshold", "off_threshold", "onset_windows", "onset_of")},
                            "measured": {k: choice[k] for k in ("siren_clip_recall", "false_events_per_hour")},
                            "protocol": protocol}
+        if confirm_choice:  # what the daemon uses when a YAMNet file is configured to confirm onsets
+            keys = ("on_threshold", "off_threshold", "onset_windows", "onset_of", "confirm_threshold")
+            card["tracker_with_yamnet_veto"] = {
+                **{k: confirm_choice[k] for k in keys},
+                "measured": {k: confirm_choice[k] for k in ("siren_clip_recall", "false_events_per_hour")},
+                "protocol": protocol + "; onsets YAMNet does not confirm are vetoed (detector.scoring)"}
         args.card.write_text(json.dumps(card, indent=2) + "\n")
     return 0
 

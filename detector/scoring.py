@@ -1,0 +1,120 @@
+"""Every model the daemon runs, scored on the same window: each feature recipe once, each model timed.
+
+The siren model comes first and its events go to `<p>/event`; further models (the urban tagger) go to
+`<p>/sound`. YAMNet, when the user supplies it, has two optional roles: it re-scores the windows where the
+siren model reaches its on-threshold and vetoes an onset it does not confirm (it never cuts a running
+event short), and it tags the urban labels on every window.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from detector.config import DetectionConfig, resolve_path
+from detector.errors import ModelError
+from detector.features import FeatureRecipe
+from detector.messages import ModelIdentity
+from detector.model import Classifier, file_sha256
+from detector.yamnet import URBAN_CLASSES, YamnetTagger
+
+SIREN_TOPIC, SOUND_TOPIC = "event", "sound"
+YAMNET_URBAN_NAME = "yamnet"
+
+
+@dataclass(frozen=True)
+class ScoredModel:
+    """What the daemon needs to know of one model: who it is, its labels, which ones become events, where."""
+
+    identity: ModelIdentity
+    labels: tuple[str, ...]
+    positive_labels: tuple[str, ...]
+    topic: str
+    classifier: Classifier | None  # None: YAMNet's urban tagging
+
+
+@dataclass
+class WindowScores:
+    """Per model (in `Scorer.models` order) the label scores, and the milliseconds each model took."""
+
+    scores: list[np.ndarray]
+    model_ms: dict[str, float]
+    vetoed: bool = False  # YAMNet did not confirm a siren onset in this window
+
+
+DEFAULT_CONFIRM_THRESHOLD = 0.2
+
+
+def confirm_threshold_for(siren: Classifier, detection: DetectionConfig) -> float | None:
+    """YAMNet siren score that confirms an onset: the config's, else the card's measured one; None = no veto."""
+    if not detection.yamnet_confirm:
+        return None
+    if detection.yamnet_confirm_threshold is not None:
+        return detection.yamnet_confirm_threshold
+    measured = siren.card.raw.get("tracker_with_yamnet_veto") or {}
+    return float(measured.get("confirm_threshold", DEFAULT_CONFIRM_THRESHOLD))
+
+
+def _identity(classifier: Classifier) -> ModelIdentity:
+    return ModelIdentity(classifier.card.name, classifier.sha256)
+
+
+class Scorer:
+    def __init__(self, detection: DetectionConfig, sample_rate: int, window_s: float) -> None:
+        classifiers = [Classifier(resolve_path(path)) for path in (detection.model, *detection.models)]
+        for classifier in classifiers:
+            classifier.check_audio_path(sample_rate, window_s)
+        names = [c.card.name for c in classifiers]
+        if len(set(names)) != len(names):
+            raise ModelError(f"detection.models: two models share the name {max(names, key=names.count)!r}")
+        self.models = [ScoredModel(_identity(c), c.card.labels, c.card.positive_labels,
+                                   SIREN_TOPIC if i == 0 else SOUND_TOPIC, c) for i, c in enumerate(classifiers)]
+        self.yamnet = YamnetTagger(detection.yamnet) if detection.yamnet is not None else None
+        self.confirm_threshold = confirm_threshold_for(classifiers[0], detection) if self.yamnet else None
+        if self.yamnet is not None and detection.yamnet_urban:
+            assert detection.yamnet is not None
+            identity = ModelIdentity(YAMNET_URBAN_NAME, file_sha256(Path(detection.yamnet)))
+            labels = tuple(URBAN_CLASSES)
+            self.models.append(ScoredModel(identity, labels, labels, SOUND_TOPIC, None))
+        self.yamnet_urban_threshold = detection.yamnet_urban_threshold
+
+    @property
+    def siren(self) -> ScoredModel:
+        return self.models[0]
+
+    def score(self, window: np.ndarray, siren_on_threshold: float) -> WindowScores:
+        """All models on one window; a siren score YAMNet does not confirm is held just below the on-threshold."""
+        features: dict[FeatureRecipe, np.ndarray] = {}
+        yamnet_scores: np.ndarray | None = None
+        result = WindowScores([], {})
+
+        def yamnet_window() -> np.ndarray:
+            nonlocal yamnet_scores
+            if yamnet_scores is None:
+                assert self.yamnet is not None
+                began = time.perf_counter()
+                yamnet_scores = self.yamnet.window_scores(window)
+                result.model_ms[YAMNET_URBAN_NAME] = (time.perf_counter() - began) * 1000.0
+            return yamnet_scores
+
+        for model in self.models:
+            if model.classifier is None:
+                result.scores.append(YamnetTagger.urban_scores(yamnet_window()))
+                continue
+            recipe = model.classifier.card.recipe
+            began = time.perf_counter()
+            if recipe not in features:
+                features[recipe] = model.classifier.features(window[None])
+            result.scores.append(model.classifier.predict_features(features[recipe])[0])
+            result.model_ms[model.identity.name] = (time.perf_counter() - began) * 1000.0
+        if self.confirm_threshold is not None:
+            siren = result.scores[0]
+            flagged = [self.siren.labels.index(label) for label in self.siren.positive_labels
+                       if siren[self.siren.labels.index(label)] >= siren_on_threshold]
+            if flagged and YamnetTagger.siren_score(yamnet_window()) < self.confirm_threshold:
+                siren[flagged] = np.nextafter(np.float32(siren_on_threshold), np.float32(0))
+                result.vetoed = True
+        return result
