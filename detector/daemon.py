@@ -71,8 +71,11 @@ class Daemon:
         self.scorer = Scorer(config.detection, SAMPLE_RATE, WINDOW_S)
         self.device_id = config.mqtt.device_id or socket.gethostname()
         self.spec = WindowSpec.from_seconds(SAMPLE_RATE, WINDOW_S, config.detection.hop_s)
-        self.tracked = [ModelTrackers(model, self._trackers(model)) for model in self.scorer.models]
-        self.siren_settings = next(iter(self.tracked[0].trackers.values())).settings
+        self.siren_settings = self._settings(self.scorer.siren)
+        self.tracked = [ModelTrackers(model, {model.labels.index(label): EventTracker(label, self._settings(model),
+                                                                                      WINDOW_S)
+                                              for label in model.positive_labels})
+                        for model in self.scorer.models]
         self.source: Source = make_source(config.audio, SAMPLE_RATE)
         self.health = HealthMonitor()
         self.notifier = Notifier()
@@ -90,14 +93,13 @@ class Daemon:
         self._expected_start = 0
         self._anchor = (0.0, time.time())  # (audio seconds, wall time) of the latest chunk
 
-    def _trackers(self, model: ScoredModel) -> dict[int, EventTracker]:
-        if model.classifier is not None:
-            settings = settings_for(model.classifier.card, self.config.detection if model.topic == SIREN_TOPIC
-                                    else DetectionConfig(hop_s=self.config.detection.hop_s))
-        else:
+    def _settings(self, model: ScoredModel) -> TrackerSettings:
+        """The siren model's tracker follows the config; the others their own cards, YAMNet its urban threshold."""
+        if model.classifier is None:
             threshold = self.config.detection.yamnet_urban_threshold
-            settings = TrackerSettings(on_threshold=threshold, off_threshold=OFF_FRACTION * threshold)
-        return {model.labels.index(label): EventTracker(label, settings, WINDOW_S) for label in model.positive_labels}
+            return TrackerSettings(on_threshold=threshold, off_threshold=OFF_FRACTION * threshold)
+        detection = self.config.detection if model.topic == SIREN_TOPIC else DetectionConfig()
+        return settings_for(model.classifier.card, detection)
 
     def wall_time(self, audio_s: float) -> float:
         anchor_s, anchor_wall = self._anchor

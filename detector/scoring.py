@@ -23,6 +23,7 @@ from detector.yamnet import URBAN_CLASSES, YamnetTagger
 
 SIREN_TOPIC, SOUND_TOPIC = "event", "sound"
 YAMNET_URBAN_NAME = "yamnet"
+DEFAULT_CONFIRM_THRESHOLD = 0.2  # YAMNet siren score that confirms an onset when the card measured none
 
 
 @dataclass(frozen=True)
@@ -43,9 +44,6 @@ class WindowScores:
     scores: list[np.ndarray]
     model_ms: dict[str, float]
     vetoed: bool = False  # YAMNet did not confirm a siren onset in this window
-
-
-DEFAULT_CONFIRM_THRESHOLD = 0.2
 
 
 def confirm_threshold_for(siren: Classifier, detection: DetectionConfig) -> float | None:
