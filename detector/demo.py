@@ -87,7 +87,7 @@ def run_demo(config_path: Path, realtime: bool, embedded_broker: bool) -> int:
         prefix = f"{config.mqtt.topic_prefix}/{daemon.device_id}"
         scene = config.audio.synthetic
         print(f"demo: {scene.duration_s:.0f} s generated street scene (seed {scene.seed}, "
-              f"{'real time' if realtime else 'as fast as possible'}), model {daemon.model.name}, "
+              f"{'real time' if realtime else 'as fast as possible'}), model {daemon.scorer.siren.identity.name}, "
               f"{broker.kind} broker on port {broker.port}; a subscriber to {prefix}/# receives:", flush=True)
         subscriber = PrintingSubscriber(broker.port, prefix)
         subscriber.subscribed.wait(5.0)
