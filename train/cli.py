@@ -1,4 +1,8 @@
-"""`siren-train`: cross-validate the model zoo on labelled audio and ship the chosen model as int8 TFLite."""
+"""`siren-train`: cross-validate the model zoo on labelled audio and ship the chosen model as int8 TFLite.
+
+`--task emergency` (default): the two-label siren detector. `--task urban`: UrbanSound8K's ten classes
+(train/urban.py), leave-one-fold-out over the official folds.
+"""
 
 from __future__ import annotations
 
@@ -15,17 +19,23 @@ from train.models import ARCHITECTURES
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="siren-train", description=__doc__)
+    parser = argparse.ArgumentParser(prog="siren-train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", choices=("emergency", "urban"), default="emergency",
+                        help="emergency: siren vs everything (default); urban: the ten UrbanSound8K classes")
     parser.add_argument("--data", type=Path, action="append", required=True,
                         help="index CSV (path,label[,group][,fold]), UrbanSound8K folder, or class folders; "
                              "repeatable")
-    parser.add_argument("--label-column", default="binary_label",
-                        help="index CSV column holding the label (default binary_label, else label)")
-    parser.add_argument("--models", default="mfcc_dense,conv1d_raw,logspec_cnn,lstm,dscnn_m",
-                        help=f"comma-separated, from {', '.join(ARCHITECTURES)}")
-    parser.add_argument("--ship", help="the model to fit on everything and export (one of --models)")
-    parser.add_argument("--out", type=Path, default=Path("models/emergency.tflite"), help="exported model path")
-    parser.add_argument("--report", type=Path, default=Path("reports/emergency"), help="report folder")
+    parser.add_argument("--label-column",
+                        help="index CSV column holding the label (default: binary_label for emergency, label "
+                             "for urban)")
+    parser.add_argument("--models", help=f"comma-separated, from {', '.join(ARCHITECTURES)} (default: "
+                        f"{EMERGENCY_MODELS} for emergency, {URBAN_MODELS} for urban)")
+    parser.add_argument("--ship", help="the model to fit on everything and export (one of --models; urban "
+                                       "default dscnn_m)")
+    parser.add_argument("--no-ship", action="store_true", help="urban: cross-validate only, export nothing")
+    parser.add_argument("--out", type=Path, help="exported model path (default models/<task>.tflite)")
+    parser.add_argument("--report", type=Path, help="report folder (default reports/<task>)")
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--tutorial-epochs", type=int, default=10)
@@ -37,8 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="generated tonal non-sirens (horns, music, beepers...) as negatives")
     parser.add_argument("--yamnet", type=Path, default=os.environ.get("SIREN_YAMNET"),
                         help="YAMNet .tflite to score as the baseline on the same folds (never shipped)")
-    parser.add_argument("--teacher-weight", type=float, default=0.0,
-                        help="share of YAMNet's score in real windows' targets (needs --yamnet; default 0)")
+    parser.add_argument("--teacher-weight", type=float,
+                        help="share of YAMNet's score in real windows' targets (needs --yamnet; default 0). "
+                             "urban: with --yamnet the model is cross-validated with this weight (default 0.5) "
+                             "and without, and the better one is shipped")
+    parser.add_argument("--augment-copies", type=int, default=1,
+                        help="urban: augmented copies of each real training window (default 1)")
     parser.add_argument("--hard-negative-weight", type=float, default=1.0,
                         help="loss weight of real non-siren windows YAMNet scores >= 0.2 (needs --yamnet)")
     parser.add_argument("--mine-epochs", type=int, default=0,
@@ -55,8 +69,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EMERGENCY_MODELS = "mfcc_dense,conv1d_raw,logspec_cnn,lstm,dscnn_m"
+URBAN_MODELS = "dscnn_m,mfcc_dense,logspec_cnn"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    urban = args.task == "urban"
+    args.models = args.models or (URBAN_MODELS if urban else EMERGENCY_MODELS)
+    args.label_column = args.label_column or ("label" if urban else "binary_label")
+    args.out = args.out or Path(f"models/{args.task}.tflite")
+    args.report = args.report or Path(f"reports/{args.task}")
+    if args.teacher_weight is None:
+        args.teacher_weight = 0.5 if urban and args.yamnet else 0.0
+    if urban:
+        args.ship = args.ship or "dscnn_m"
     names = tuple(n.strip() for n in args.models.split(",") if n.strip())
     unknown = [n for n in (*names, args.ship or names[0]) if n not in ARCHITECTURES]
     if unknown:
@@ -72,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.ship and args.ship not in names:
         names = (*names, args.ship)
+    if urban:
+        return _urban(args, names)
     try:
         from train.pipeline import PipelineConfig, run_pipeline
 
@@ -89,6 +118,30 @@ def main(argv: list[str] | None = None) -> int:
             random_split_check=not args.no_random_split_check, yamnet_path=args.yamnet, reuse_cv=args.reuse_cv,
         )
         run_pipeline(config)
+    except DetectorError as error:
+        print(f"siren-train: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _urban(args: argparse.Namespace, names: tuple[str, ...]) -> int:
+    if ARCHITECTURES[args.ship].tutorial:
+        print(f"siren-train: error: --ship {args.ship} is a tutorial baseline; ship one of the project's models",
+              file=sys.stderr)
+        return 2
+    if args.augment_copies < 0 or not 0 <= args.teacher_weight <= 1:
+        print("siren-train: error: need --augment-copies >= 0 and 0 <= --teacher-weight <= 1", file=sys.stderr)
+        return 2
+    try:
+        from train.urban import UrbanConfig, run_urban
+
+        clips = tuple(clip for source in args.data for clip in load_dataset(source, args.label_column))
+        run_urban(UrbanConfig(
+            clips=clips, report_dir=args.report, architectures=names, ship=args.ship,
+            out_model=None if args.no_ship else args.out,
+            fit=FitSettings(epochs=args.epochs, seed=args.seed), tutorial_epochs=args.tutorial_epochs,
+            augment_copies=args.augment_copies, teacher_weight=args.teacher_weight, yamnet_path=args.yamnet,
+            reuse_cv=args.reuse_cv, seed=args.seed))
     except DetectorError as error:
         print(f"siren-train: error: {error}", file=sys.stderr)
         return 2

@@ -57,23 +57,40 @@ def tflite_scores(tflite_path: Path, features: np.ndarray) -> tuple[np.ndarray, 
 
 
 def export_model(model: keras.Model, representative: np.ndarray, check_features: np.ndarray,
-                 positive_index: int, threshold: float, card: dict[str, Any], out_path: Path) -> dict[str, Any]:
-    """Write `out_path` (.tflite) and its card, or raise ExportError if int8 decisions drift from Keras."""
+                 positive_index: int, threshold: float, card: dict[str, Any], out_path: Path,
+                 decision: str = "threshold") -> dict[str, Any]:
+    """Write `out_path` (.tflite) and its card, or raise ExportError if int8 decisions drift from Keras.
+
+    `decision="threshold"`: the positive label's score against `threshold` (a two-label detector);
+    `decision="argmax"`: the top label (a multi-class model; `positive_index` is then unused).
+    """
     tflite_bytes = convert_int8(model, representative)
-    keras_scores = model.predict(check_features, batch_size=256, verbose=0)[:, positive_index]
+    keras_all = model.predict(check_features, batch_size=256, verbose=0)
     with tempfile.TemporaryDirectory() as folder:
         candidate = Path(folder) / "candidate.tflite"
         candidate.write_bytes(tflite_bytes)
-        int8_scores, quant_in, quant_out = tflite_scores(candidate, check_features)
-    int8_positive = int8_scores[:, positive_index]
-    agreement = float(np.mean((keras_scores >= threshold) == (int8_positive >= threshold)))
+        int8_all, quant_in, quant_out = tflite_scores(candidate, check_features)
+    if decision == "argmax":
+        # agreement: Keras' top label is the int8 model's top label (or tied for it: int8 steps are 1/256)
+        keras_top = keras_all.argmax(axis=1)
+        int8_of_keras_top = int8_all[np.arange(len(int8_all)), keras_top]
+        agreement = float(np.mean(int8_of_keras_top >= int8_all.max(axis=1)))
+        keras_scores, int8_positive = keras_all, int8_all
+        note = (f"int8 TFLite vs float Keras on {len(check_features):,} training windows: share where Keras' top "
+                f"label is the int8 top label (ties at one int8 step count; strict argmax agreement "
+                f"{np.mean(keras_top == int8_all.argmax(axis=1)):.4f}); calibrated on {len(representative):,} windows")
+    else:
+        keras_scores, int8_positive = keras_all[:, positive_index], int8_all[:, positive_index]
+        agreement = float(np.mean((keras_scores >= threshold) == (int8_positive >= threshold)))
+        note = f"int8 TFLite vs float Keras on {len(check_features):,} training windows, decisions at `threshold`"
     check = {
         "windows": len(check_features),
         "threshold": threshold,
+        "decision": decision,
         "decision_agreement": round(agreement, 4),
         "max_abs_score_difference": round(float(np.max(np.abs(keras_scores - int8_positive))), 4),
         "mean_abs_score_difference": round(float(np.mean(np.abs(keras_scores - int8_positive))), 4),
-        "note": "int8 TFLite vs float Keras on 1,500 training windows, decisions at `threshold`",
+        "note": note,
     }
     if agreement < MIN_DECISION_AGREEMENT:
         raise ExportError(f"int8 model agrees with Keras on only {agreement:.1%} of decisions "

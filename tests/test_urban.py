@@ -1,0 +1,183 @@
+"""The UrbanSound8K task: loader, leave-one-fold-out split, extra-data mapping, and a tiny end-to-end run.
+
+Everything runs on an UrbanSound8K-shaped tree of generated audio the tests build in tmp_path.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from detector.model import Classifier
+from detector.yamnet import URBAN_CLASSES
+from train.datasets import Clip, DatasetError, load_dataset, load_urbansound8k
+from train.urban import (
+    EXTRA_LABELS,
+    URBAN_LABELS,
+    check_recordings_disjoint,
+    extra_label,
+    leave_one_fold_out,
+    select_clips,
+    split_folds,
+    teacher_targets,
+)
+
+RATE = 16000
+CLASS_IDS = {  # UrbanSound8K's own classID numbering
+    "air_conditioner": 0, "car_horn": 1, "children_playing": 2, "dog_bark": 3, "drilling": 4,
+    "engine_idling": 5, "gun_shot": 6, "jackhammer": 7, "siren": 8, "street_music": 9,
+}
+
+
+def class_audio(label: str, seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """A tone per class (so a model can tell them apart) under a little noise."""
+    t = np.arange(round(seconds * RATE)) / RATE
+    tone = 0.3 * np.sin(2 * np.pi * (300 + 350 * URBAN_LABELS.index(label)) * t)
+    return (tone + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def build_tree(root: Path, fs_in_two_folds: bool = False) -> None:
+    """metadata/UrbanSound8K.csv + audio/foldN/fsID-classID-occurrence-slice.wav: folds 1 and 2 complete
+    (every class, two recordings of two slices each), fold 3 a single siren recording (training-only)."""
+    rng = np.random.default_rng(0)
+    rows = ["slice_file_name,fsID,start,end,salience,fold,classID,class"]
+    plan = [(fold, label, 1000 * fold + 10 * CLASS_IDS[label] + k)
+            for fold in (1, 2) for label in URBAN_LABELS for k in range(2)]
+    plan.append((3, "siren", 3999))
+    for fold, label, fs_id in plan:
+        for slice_index in range(2):
+            # a recording cut into slices of 1-4 s, like the real ones; optionally one leaks into fold 2
+            slice_fold = 2 if fs_in_two_folds and fs_id == 1000 and slice_index == 1 else fold
+            name = f"{fs_id}-{CLASS_IDS[label]}-0-{slice_index}.wav"
+            seconds = float(rng.choice([1.0, 2.5, 4.0]))
+            path = root / "audio" / f"fold{slice_fold}" / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(path, class_audio(label, seconds, rng), RATE)
+            rows.append(f"{name},{fs_id},0,{seconds},1,{slice_fold},{CLASS_IDS[label]},{label}")
+    (root / "metadata").mkdir(parents=True, exist_ok=True)
+    (root / "metadata" / "UrbanSound8K.csv").write_text("\n".join(rows) + "\n")
+
+
+def build_extras(root: Path) -> Path:
+    """An index CSV of other datasets' recordings: some map onto the ten classes, some do not."""
+    rng = np.random.default_rng(1)
+    rows = ["path,dataset,label,group"]
+    for dataset, label, name, urban in [("esc50", "dog", "1-1-A-0", "dog_bark"),
+                                        ("esc50", "rain", "1-2-A-10", None),
+                                        ("sesa", "siren", "train_siren_001", "siren"),
+                                        ("sesa", "siren", "train_siren_057", None),  # an alarm
+                                        ("evss-firetruck", "firetruck", "sound_1", "siren")]:
+        path = root / dataset / label / f"{name}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, class_audio(urban or "air_conditioner", 3.0, rng), RATE)
+        rows.append(f"{dataset}/{label}/{name}.wav,{dataset},{label},{dataset}-{name}")
+    (root / "index.csv").write_text("\n".join(rows) + "\n")
+    return root / "index.csv"
+
+
+def test_labels_are_yamnets_urban_classes_in_order() -> None:
+    assert URBAN_LABELS == tuple(URBAN_CLASSES) == tuple(sorted(URBAN_CLASSES))
+    assert len(URBAN_LABELS) == 10
+
+
+def test_loader_reads_the_tree_with_official_folds(tmp_path: Path) -> None:
+    build_tree(tmp_path)
+    clips = load_dataset(tmp_path)
+    assert len(clips) == (2 * 10 * 2 + 1) * 2
+    assert {c.fold for c in clips} == {1, 2, 3}
+    us8k, extras = select_clips(clips)
+    assert len(us8k) == len(clips) and not extras
+    assert split_folds(us8k) == ([1, 2], [3])  # fold 3 lacks classes: training-only
+
+
+def test_leave_one_fold_out_keeps_each_recording_on_one_side(tmp_path: Path) -> None:
+    build_tree(tmp_path)
+    clips = load_urbansound8k(tmp_path)
+    check_recordings_disjoint([c.group for c in clips], [int(c.fold or 0) for c in clips])
+    folds = np.array([c.fold for c in clips])
+    groups = tuple(frozenset({c.group}) for c in clips)
+    for test_fold in (1, 2):
+        train, test = leave_one_fold_out(folds, groups, test_fold)
+        assert not {c.group for c, t in zip(clips, test, strict=True) if t} & \
+            {c.group for c, t in zip(clips, train, strict=True) if t}
+        assert train[folds == 3].all()  # the incomplete fold always trains
+
+
+def test_split_fails_when_a_recording_spans_two_folds(tmp_path: Path) -> None:
+    build_tree(tmp_path, fs_in_two_folds=True)
+    clips = load_urbansound8k(tmp_path)
+    with pytest.raises(DatasetError, match="us8k-fs1000"):
+        check_recordings_disjoint([c.group for c in clips], [int(c.fold or 0) for c in clips])
+    folds = np.array([c.fold for c in clips])
+    with pytest.raises(DatasetError, match="both sides"):
+        leave_one_fold_out(folds, tuple(frozenset({c.group}) for c in clips), 1)
+
+
+def test_extra_data_mapping() -> None:
+    def clip(dataset: str, label: str, stem: str = "x") -> Clip:
+        return Clip(Path(f"{dataset}/{label}/{stem}.flac"), label, stem, None, dataset)
+
+    assert extra_label(clip("esc50", "dog")) == "dog_bark"
+    assert extra_label(clip("esc50", "car_horn")) == "car_horn"
+    assert extra_label(clip("esc50", "engine")) == "engine_idling"
+    assert extra_label(clip("sesa", "gunshot")) == "gun_shot"
+    assert extra_label(clip("evss-ambulance", "ambulance")) == "siren"
+    assert extra_label(clip("evss-firetruck", "firetruck")) == "siren"
+    assert extra_label(clip("sesa", "siren", "train_siren_001")) == "siren"
+    for alarm in ("test_siren_097", "test_siren_099", "train_siren_057", "train_siren_098"):
+        assert extra_label(clip("sesa", "siren", alarm)) is None
+    assert extra_label(clip("esc50", "rain")) is None
+    assert extra_label(clip("sesa", "casual")) is None
+    assert extra_label(clip("evss-traffic", "traffic")) is None
+    assert set(EXTRA_LABELS.values()) <= set(URBAN_LABELS)
+
+
+def test_extras_never_become_test_slices(tmp_path: Path) -> None:
+    build_tree(tmp_path / "us8k")
+    index = build_extras(tmp_path / "other")
+    us8k, extras = select_clips([*load_dataset(tmp_path / "us8k"), *load_dataset(index)])
+    assert sorted(c.label for c in extras) == ["dog_bark", "siren", "siren"]
+    assert all(c.fold is None for c in extras) and all(c.fold for c in us8k)
+
+
+def test_teacher_targets_blend_renormalised_yamnet_scores() -> None:
+    labels = np.array([0, 8])
+    teacher = np.zeros((2, 10), np.float32)
+    teacher[0, [0, 5]] = [0.6, 0.2]  # YAMNet hears an air conditioner, a bit of engine
+    targets = teacher_targets(labels, teacher, 0.5)
+    assert np.allclose(targets.sum(axis=1), 1)
+    assert targets[0, 0] == pytest.approx(0.5 + 0.5 * 0.75) and targets[0, 5] == pytest.approx(0.125)
+    assert targets[1, 8] == 1  # YAMNet hears none of the ten: the hard label stands
+
+
+def test_siren_train_urban_end_to_end(tmp_path: Path) -> None:
+    from train.cli import main
+
+    build_tree(tmp_path / "us8k")
+    index = build_extras(tmp_path / "other")
+    out = tmp_path / "models" / "urban.tflite"
+    report = tmp_path / "report"
+    code = main(["--task", "urban", "--data", str(tmp_path / "us8k"), "--data", str(index),
+                 "--models", "dscnn_s,mfcc_dense", "--ship", "dscnn_s", "--epochs", "2", "--tutorial-epochs", "1",
+                 "--out", str(out), "--report", str(report)])
+    assert code == 0
+    classifier = Classifier(out)
+    card = classifier.card
+    assert card.labels == URBAN_LABELS and card.positive_labels == URBAN_LABELS
+    assert 0.5 <= card.threshold < 1
+    assert {"on_threshold", "off_threshold", "onset_windows", "onset_of", "protocol"} <= set(card.raw["tracker"])
+    evaluation = card.raw["evaluation"]
+    assert set(evaluation["this_model"]["slice_accuracy_per_fold"]) == {"1", "2"}
+    assert "mfcc_dense" in evaluation["baselines_same_folds"]
+    assert "CC BY-NC" in card.raw["training"]["licence_note"]
+    assert card.raw["export_check"]["decision"] == "argmax"
+    assert out.stat().st_size <= 256 * 1024
+    results = json.loads((report / "report.json").read_text())
+    assert results["test_folds"] == [1, 2] and results["training_only_folds"] == [3]
+    assert (report / "dscnn_s_confusion.png").is_file()
+    probabilities = classifier.predict(np.zeros((2, 2 * RATE), np.float32))
+    assert probabilities.shape == (2, 10)

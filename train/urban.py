@@ -1,0 +1,567 @@
+"""The UrbanSound8K model: ten urban sound classes, cross-validated leave-one-fold-out, exported as int8.
+
+Protocol: UrbanSound8K's official folds, each complete fold (one holding every class) held out in turn,
+never a random split; a fold missing classes (here fold 3: 7 siren slices) is training-only. Slices of
+one recording (`fsID`) share a group and the split is asserted to keep every group on one side.
+Recordings of the other datasets mapped onto the ten classes (`EXTRA_LABELS`) train every fold and are
+never scored. Windows are the daemon's: 2 s at a 1 s hop, 16 kHz, a short slice zero-padded to one
+window. A slice is predicted by the mean of its windows' probabilities, argmax (as published work does).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from detector import __version__
+from detector.tracker import EventTracker, TrackerSettings
+from detector.windows import WindowSpec
+from detector.yamnet import URBAN_CLASSES
+from train.augment import add_noise_floor, band_limit, mic_colouring, mix_at_snr, random_gain, time_shift
+from train.datasets import Clip, DatasetError
+from train.examples import SILENT_POSITIVE_DBFS, Examples, features_of, load_real_windows, rms_dbfs
+from train.fit import FitSettings, fit_model, predict, standardised_recipe
+from train.models import ARCHITECTURES, Architecture, count_macs
+from train.pipeline import _standardise, raw_recipe
+
+URBAN_LABELS: tuple[str, ...] = tuple(URBAN_CLASSES)  # alphabetical, the card's label order
+SESA_ALARMS = frozenset({"test_siren_097", "test_siren_099", "train_siren_057", "train_siren_061",
+                         "train_siren_070", "train_siren_080", "train_siren_085", "train_siren_092",
+                         "train_siren_098"})  # SESA "siren" files that are alarms (data README)
+# (dataset, source label) -> UrbanSound8K class, for the training-only extra recordings
+EXTRA_LABELS: dict[tuple[str, str], str] = {
+    ("esc50", "dog"): "dog_bark",
+    ("esc50", "car_horn"): "car_horn",
+    ("esc50", "engine"): "engine_idling",
+    ("sesa", "gunshot"): "gun_shot",
+    ("sesa", "siren"): "siren",  # minus SESA_ALARMS
+    ("evss-ambulance", "ambulance"): "siren",
+    ("evss-firetruck", "firetruck"): "siren",
+}
+PUBLISHED = {
+    "source": "Salamon & Bello 2017, 'Deep Convolutional Neural Networks and Data Augmentation for "
+              "Environmental Sound Classification', IEEE SPL 24(3) (SB-CNN)",
+    "protocol": "official 10-fold cross-validation on all 8,732 slices, 3 s patches",
+    "mean_accuracy_without_augmentation": 0.73,
+    "mean_accuracy_with_augmentation": 0.79,
+    "caveat": "ours uses only the 2 complete folds held here (leave-one-fold-out over folds 1-2) and "
+              "2 s windows: not directly comparable",
+}
+MIN_PRECISION = 0.8  # window-level precision of the top label the threshold must keep
+THRESHOLD_FLOOR = 0.5  # at or above it, at most one label per window can count
+MAX_EXTRA_WINDOWS = 3  # per extra recording, evenly spaced: a 20 s SESA clip is not 19 independent examples
+
+
+def extra_label(clip: Clip) -> str | None:
+    """The UrbanSound8K class a recording of another dataset trains, or None if it trains none."""
+    if clip.dataset == "sesa" and clip.label == "siren" and clip.path.stem in SESA_ALARMS:
+        return None
+    return EXTRA_LABELS.get((clip.dataset, clip.label))
+
+
+def select_clips(clips: Sequence[Clip]) -> tuple[list[Clip], list[Clip]]:
+    """The UrbanSound8K slices (one of each, by file stem and fold) and the mapped extra recordings."""
+    us8k: dict[tuple[int | None, str], Clip] = {}
+    extras = []
+    for clip in clips:
+        if clip.dataset == "urbansound8k":
+            if clip.fold is None:
+                raise DatasetError(f"{clip.path}: UrbanSound8K slice without a fold")
+            if clip.label not in URBAN_LABELS:
+                raise DatasetError(f"{clip.path}: {clip.label!r} is not an UrbanSound8K class")
+            us8k.setdefault((clip.fold, clip.path.stem), clip)
+        elif (label := extra_label(clip)) is not None:
+            extras.append(dataclasses.replace(clip, label=label))
+    if not us8k:
+        raise DatasetError("no UrbanSound8K slices in the data (need rows with dataset urbansound8k and a fold)")
+    return list(us8k.values()), extras
+
+
+def split_folds(us8k: Sequence[Clip]) -> tuple[list[int], list[int]]:
+    """(complete folds, training-only folds): a fold is a test fold when it holds every class seen."""
+    classes = {clip.label for clip in us8k}
+    by_fold: dict[int, set[str]] = {}
+    for clip in us8k:
+        by_fold.setdefault(int(clip.fold or 0), set()).add(clip.label)
+    complete = sorted(f for f, labels in by_fold.items() if labels == classes)
+    partial = sorted(f for f in by_fold if f not in complete)
+    if len(complete) < 2:
+        raise DatasetError(f"need at least 2 UrbanSound8K folds holding every class, found {complete}")
+    return complete, partial
+
+
+def check_recordings_disjoint(groups: Sequence[str], folds: Sequence[int]) -> None:
+    """Every recording (group) in exactly one fold, or a DatasetError naming it."""
+    seen: dict[str, int] = {}
+    for group, fold in zip(groups, folds, strict=True):
+        if seen.setdefault(group, fold) != fold:
+            raise DatasetError(f"recording {group} has slices in folds {seen[group]} and {fold}: "
+                               "leave-one-fold-out would put it on both sides")
+
+
+def leave_one_fold_out(window_fold: np.ndarray, window_groups: Sequence[frozenset[str]], test_fold: int
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) window masks for one held-out fold, asserted free of shared recordings."""
+    test = window_fold == test_fold
+    train = ~test
+    test_groups = set().union(*(window_groups[i] for i in np.flatnonzero(test)))
+    train_groups = set().union(*(window_groups[i] for i in np.flatnonzero(train)))
+    shared = test_groups & train_groups
+    if shared:
+        raise DatasetError(f"fold {test_fold}: recordings on both sides of the split: {sorted(shared)[:3]}")
+    return train, test
+
+
+@dataclass(frozen=True)
+class UrbanConfig:
+    clips: tuple[Clip, ...]
+    report_dir: Path
+    architectures: tuple[str, ...] = ("mfcc_dense", "logspec_cnn", "dscnn_m")
+    ship: str = "dscnn_m"
+    out_model: Path | None = Path("models/urban.tflite")
+    fit: FitSettings = field(default_factory=lambda: FitSettings(epochs=12))
+    tutorial_epochs: int = 10
+    augment_copies: int = 1
+    teacher_weight: float = 0.5
+    yamnet_path: Path | None = None
+    reuse_cv: Path | None = None
+    representative_windows: int = 2000
+    seed: int = 0
+
+
+@dataclass
+class UrbanData:
+    real: Examples  # labels are indices into URBAN_LABELS
+    window_fold: np.ndarray  # UrbanSound8K fold of each real window, 0 for the extra recordings
+    slice_id: np.ndarray  # index of the window's clip (UrbanSound8K slices and extras alike)
+    clips: list[Clip]
+    test_folds: list[int]
+    training_only_folds: list[int]
+    augmented: Examples
+    yamnet: np.ndarray | None = None  # (windows, 10) YAMNet's urban scores
+
+    @property
+    def scored(self) -> np.ndarray:
+        return np.isin(self.window_fold, self.test_folds)
+
+
+def _augment_window(window: np.ndarray, under: np.ndarray, rng: np.random.Generator, rate: int) -> np.ndarray:
+    """Gain, shift, another training window underneath at low level, band limit/colouring and hiss."""
+    x = time_shift(window, rng, 0.25) if rng.uniform() < 0.5 else window
+    if rng.uniform() < 0.5:
+        x = mix_at_snr(x, under, float(rng.uniform(8.0, 25.0)))
+    if rng.uniform() < 0.3:
+        x = band_limit(x, rng, rate)
+    if rng.uniform() < 0.3:
+        x = mic_colouring(x, rng, rate)
+    if rng.uniform() < 0.8:
+        x = random_gain(x, rng, (-20.0, 6.0))
+    if rng.uniform() < 0.3:
+        x = add_noise_floor(x, rng, (-75.0, -50.0))
+    return np.asarray(x, dtype=np.float32)
+
+
+def augment_urban(real: Examples, copies: int, seed: int, rate: int) -> Examples:
+    """`copies` augmented versions of each real window; each records the groups of both its sources, so
+    a fold uses only those made entirely of its training recordings."""
+    rng = np.random.default_rng(seed)
+    sources = np.repeat(np.arange(len(real)), copies)
+    windows, groups = [], []
+    for index in tqdm(sources, desc="augmenting", unit="win"):
+        under = int(rng.integers(len(real)))
+        windows.append(_augment_window(real.windows[index], real.windows[under], rng, rate))
+        groups.append(real.groups[index] | real.groups[under])
+    if not windows:
+        return dataclasses.replace(real, windows=real.windows[:0], labels=real.labels[:0], groups=(),
+                                   kinds=real.kinds[:0], clip_ids=real.clip_ids[:0], datasets=real.datasets[:0])
+    return Examples(np.stack(windows), real.labels[sources], tuple(groups), np.full(len(sources), "real_aug"),
+                    real.clip_ids[sources], real.datasets[sources])
+
+
+def load_urban_data(config: UrbanConfig, spec: WindowSpec) -> UrbanData:
+    us8k, extras = select_clips(config.clips)
+    check_recordings_disjoint([c.group for c in us8k], [int(c.fold or 0) for c in us8k])
+    test_folds, partial = split_folds(us8k)
+    clips = us8k + extras
+    print(f"{len(us8k)} UrbanSound8K slices (test folds {test_folds}, training-only folds {partial}), "
+          f"{len(extras)} extra training recordings", flush=True)
+    real = load_real_windows(clips, spec, lambda _label: False)
+    labels = np.array([URBAN_LABELS.index(clips[i].label) for i in real.clip_ids])
+    window_fold = np.array([int(clips[i].fold or 0) if i < len(us8k) else 0 for i in real.clip_ids])
+    keep = (window_fold > 0) | (rms_dbfs(real.windows) > SILENT_POSITIVE_DBFS)  # silent extras teach nothing
+    for clip_id in np.unique(real.clip_ids[window_fold == 0]):
+        rows = np.flatnonzero(keep & (real.clip_ids == clip_id))
+        if len(rows) > MAX_EXTRA_WINDOWS:
+            keep[rows] = False
+            keep[rows[np.linspace(0, len(rows) - 1, MAX_EXTRA_WINDOWS).round().astype(int)]] = True
+    real = Examples(real.windows[keep], labels[keep], tuple(g for g, k in zip(real.groups, keep, strict=True) if k),
+                    real.kinds[keep], real.clip_ids[keep], real.datasets[keep])
+    window_fold = window_fold[keep]
+    augmented = augment_urban(real, config.augment_copies, config.seed, spec.sample_rate)
+    data = UrbanData(real, window_fold, real.clip_ids, clips, test_folds, partial, augmented)
+    if config.yamnet_path:
+        data.yamnet = yamnet_urban_scores(config, data)
+    return data
+
+
+def yamnet_urban_scores(config: UrbanConfig, data: UrbanData) -> np.ndarray:
+    """YAMNet's ten urban scores per real window, cached in the report folder by the windows' content."""
+    from detector.yamnet import YamnetTagger
+
+    key = hashlib.sha256(np.ascontiguousarray(data.real.windows[:, ::97]).tobytes()).hexdigest()[:16]
+    cache = config.report_dir / f"yamnet_urban_{key}.npy"
+    if cache.exists():
+        return np.load(cache)
+    tagger = YamnetTagger(config.yamnet_path)
+    scores = np.array([tagger.urban_scores(tagger.window_scores(w))
+                       for w in tqdm(data.real.windows, desc="YAMNet on real windows", unit="win")], np.float32)
+    np.save(cache, scores)
+    return scores
+
+
+def teacher_targets(labels: np.ndarray, teacher: np.ndarray | None, weight: float) -> np.ndarray:
+    """(1 - weight) x one-hot + weight x YAMNet's urban scores renormalised to sum 1 (hard where YAMNet
+    hears none of the ten, i.e. its scores sum below 0.05)."""
+    hard = np.eye(len(URBAN_LABELS), dtype=np.float32)[labels]
+    if teacher is None or weight == 0:
+        return hard
+    total = teacher.sum(axis=1, keepdims=True)
+    soft = np.where(total >= 0.05, teacher / np.maximum(total, 1e-9), hard)
+    return ((1 - weight) * hard + weight * soft).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One model to cross-validate: an architecture, trained as the tutorials (real windows, hard labels)
+    or as ours (real + augmented windows, optionally with YAMNet's soft targets on real windows)."""
+
+    name: str
+    arch: Architecture
+    augmented: bool
+    teacher_weight: float
+    epochs: int
+
+
+def train_variant(variant: Variant, data: UrbanData, real_feats: np.ndarray, aug_feats: np.ndarray,
+                  real_mask: np.ndarray, config: UrbanConfig) -> tuple[Any, Any]:
+    aug_mask = np.zeros(len(data.augmented), bool)
+    if variant.augmented and len(data.augmented):
+        train_groups = set().union(*(data.real.groups[i] for i in np.flatnonzero(real_mask)))
+        aug_mask = data.augmented.within(train_groups)
+    features = np.concatenate([real_feats[real_mask], aug_feats[aug_mask]]) if aug_mask.any() else real_feats[real_mask]
+    labels = np.concatenate([data.real.labels[real_mask], data.augmented.labels[aug_mask]])
+    teacher = data.yamnet[real_mask] if data.yamnet is not None else None
+    targets = np.concatenate([teacher_targets(data.real.labels[real_mask], teacher, variant.teacher_weight),
+                              teacher_targets(data.augmented.labels[aug_mask], None, 0.0)])
+    recipe = standardised_recipe(variant.arch.recipe, features)
+    settings = dataclasses.replace(config.fit, epochs=variant.epochs)
+    print(f"[{variant.name}] {int(real_mask.sum())} real + {int(aug_mask.sum())} augmented training windows, "
+          f"{variant.epochs} epochs", flush=True)
+    model = fit_model(variant.arch, _standardise(features, recipe), labels, len(URBAN_LABELS), settings,
+                      targets=targets)
+    return model, recipe
+
+
+def _features(data: UrbanData, recipe: Any, augmented: bool) -> tuple[np.ndarray, np.ndarray]:
+    raw = raw_recipe(recipe)
+    real = features_of(data.real.windows, raw)
+    aug = features_of(data.augmented.windows, raw) if augmented else np.zeros((0, *real.shape[1:]), np.float32)
+    return real, aug
+
+
+def cross_validate(variant: Variant, data: UrbanData, config: UrbanConfig,
+                   feats: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Out-of-fold probabilities (windows, 10) on every scored real window (zeros elsewhere)."""
+    oof = np.zeros((len(data.real), len(URBAN_LABELS)), np.float32)
+    for fold in data.test_folds:
+        train, test = leave_one_fold_out(data.window_fold, data.real.groups, fold)
+        model, recipe = train_variant(variant, data, feats[0], feats[1], train, config)
+        oof[test] = predict(model, _standardise(feats[0][test], recipe))
+    return oof
+
+
+def slice_scores(window_scores: np.ndarray, data: UrbanData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per scored slice: mean window score (slices, 10), true label, fold."""
+    scored = np.flatnonzero(data.scored)
+    ids, inverse = np.unique(data.slice_id[scored], return_inverse=True)
+    sums = np.zeros((len(ids), window_scores.shape[1]))
+    np.add.at(sums, inverse, window_scores[scored])
+    means = sums / np.bincount(inverse)[:, None]
+    first = scored[np.unique(inverse, return_index=True)[1]]
+    return means, data.real.labels[first], data.window_fold[first]
+
+
+def accuracy_report(window_scores: np.ndarray, data: UrbanData) -> dict[str, Any]:
+    """Slice accuracy per fold and mean, per-class recall, confusion matrix and window accuracy."""
+    means, truth, folds = slice_scores(window_scores, data)
+    predicted = means.argmax(axis=1)
+    scored = data.scored
+    confusion = np.zeros((len(URBAN_LABELS), len(URBAN_LABELS)), int)
+    np.add.at(confusion, (truth, predicted), 1)
+    per_fold = {str(f): round(float(np.mean(predicted[folds == f] == truth[folds == f])), 4) for f in data.test_folds}
+    return {
+        "slice_accuracy_per_fold": per_fold,
+        "slice_accuracy_mean": round(float(np.mean(list(per_fold.values()))), 4),
+        "recall_per_class": {label: round(float(confusion[i, i] / max(1, confusion[i].sum())), 4)
+                             for i, label in enumerate(URBAN_LABELS)},
+        "window_accuracy": round(float(np.mean(window_scores[scored].argmax(1) == data.real.labels[scored])), 4),
+        "slices": len(truth),
+        "confusion": confusion.tolist(),
+    }
+
+
+def choose_threshold(window_scores: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """The lowest top-label probability (>= THRESHOLD_FLOOR) above which the top label is right in at
+    least MIN_PRECISION of out-of-fold windows."""
+    top, correct = window_scores.max(axis=1), window_scores.argmax(axis=1) == labels
+    order = np.argsort(-top, kind="stable")
+    precision = np.cumsum(correct[order]) / np.arange(1, len(order) + 1)
+    ok = np.flatnonzero(precision >= MIN_PRECISION)
+    # the lowest score such that every larger cut-off also meets the precision
+    bad = np.flatnonzero(precision < MIN_PRECISION)
+    last_good = (bad[0] - 1) if len(bad) else len(order) - 1
+    threshold = float(top[order[last_good]]) if len(ok) and last_good >= 0 else 0.99
+    threshold = float(np.clip(round(threshold, 4), THRESHOLD_FLOOR, 0.99))
+    counted = top >= threshold
+    return {"threshold": threshold,
+            "window_precision": round(float(correct[counted].mean()) if counted.any() else float("nan"), 4),
+            "window_coverage": round(float(counted.mean()), 4),
+            "rule": f"lowest probability >= {THRESHOLD_FLOOR} at which the top label of out-of-fold windows "
+                    f"(held-out UrbanSound8K folds) stays right in >= {MIN_PRECISION:.0%} of the windows that "
+                    "reach it (precision over all windows at or above the cut-off)"}
+
+
+TRACKER_CANDIDATES = ((1, 1), (2, 2), (2, 3))
+
+
+def choose_tracker(window_scores: np.ndarray, data: UrbanData, threshold: float) -> dict[str, Any]:
+    """Replay each held-out slice through the daemon's tracker per label; keep the onset rule with the most
+    right-label events minus wrong-label events per slice."""
+    scored = np.flatnonzero(data.scored)
+    results = {}
+    for onset_windows, onset_of in TRACKER_CANDIDATES:
+        settings = TrackerSettings(threshold, threshold / 2, onset_windows, onset_of)
+        right = wrong = 0
+        slices = np.unique(data.slice_id[scored])
+        for slice_index in slices:
+            rows = scored[data.slice_id[scored] == slice_index]
+            truth = int(data.real.labels[rows[0]])
+            for label_index, label in enumerate(URBAN_LABELS):
+                tracker = EventTracker(label, settings, 2.0)
+                started = any(e.type == "start" for k, row in enumerate(rows)
+                              for e in tracker.update(float(k), float(window_scores[row, label_index])))
+                right += started and label_index == truth
+                wrong += started and label_index != truth
+        results[(onset_windows, onset_of)] = (right / len(slices), wrong / len(slices))
+    best = max(results, key=lambda k: results[k][0] - results[k][1])
+    return {"on_threshold": threshold, "off_threshold": round(threshold / 2, 4), "onset_windows": best[0],
+            "onset_of": best[1],
+            "measured": {f"{w}_of_{n}": {"right_label_events_per_slice": round(r, 4),
+                                         "wrong_label_events_per_slice": round(x, 4)}
+                         for (w, n), (r, x) in results.items()},
+            "protocol": "out-of-fold window scores of the held-out UrbanSound8K slices replayed through the "
+                        "daemon's tracker, one tracker per label; on = the card's threshold, off = half of it; "
+                        f"onset rule chosen from {[f'{w} of {n}' for w, n in TRACKER_CANDIDATES]} by right-label "
+                        "minus wrong-label events per slice"}
+
+
+def plot_confusion(confusion: Sequence[Sequence[int]], title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.asarray(confusion)
+    figure, axis = plt.subplots(figsize=(9, 8))
+    axis.imshow(matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1), cmap="Blues", vmin=0, vmax=1)
+    for (row, col), value in np.ndenumerate(matrix):
+        axis.text(col, row, str(value), ha="center", va="center", fontsize=9)
+    ticks = range(len(URBAN_LABELS))
+    axis.set(xticks=ticks, yticks=ticks, xlabel="predicted", ylabel="true", title=title)
+    axis.set_xticklabels(URBAN_LABELS, rotation=45, ha="right")
+    axis.set_yticklabels(URBAN_LABELS)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+
+
+def _reused(config: UrbanConfig, variant: Variant, n_windows: int) -> np.ndarray | None:
+    if config.reuse_cv is None:
+        return None
+    path = config.reuse_cv / f"{variant.name}_oof.npy"
+    meta = config.reuse_cv / f"{variant.name}_oof.json"
+    if not path.exists() or not meta.exists():
+        return None
+    earlier = json.loads(meta.read_text())
+    scores = np.load(path)
+    if len(scores) != n_windows or earlier.get("epochs") != variant.epochs:
+        print(f"[{variant.name}] saved CV in {config.reuse_cv} does not match this run; cross-validating", flush=True)
+        return None
+    print(f"[{variant.name}] reusing out-of-fold scores from {config.reuse_cv}", flush=True)
+    return scores
+
+
+def variants_for(config: UrbanConfig) -> list[Variant]:
+    out = []
+    for name in config.architectures:
+        arch = ARCHITECTURES[name]
+        if arch.tutorial:
+            out.append(Variant(name, arch, False, 0.0, config.tutorial_epochs))
+        else:
+            out.append(Variant(name, arch, True, 0.0, config.fit.epochs))
+            if config.yamnet_path and config.teacher_weight > 0:
+                out.append(Variant(f"{name}+teacher", arch, True, config.teacher_weight, config.fit.epochs))
+    return out
+
+
+def run_urban(config: UrbanConfig) -> dict[str, Any]:
+    spec = WindowSpec.from_seconds(16000, 2.0, 1.0)
+    config.report_dir.mkdir(parents=True, exist_ok=True)
+    data = load_urban_data(config, spec)
+    counts = np.bincount(data.real.labels, minlength=len(URBAN_LABELS))
+    results: dict[str, Any] = {
+        "protocol": (f"leave-one-fold-out over the complete UrbanSound8K folds {data.test_folds} (official folds, "
+                     f"never a random split; recordings (fsID) asserted on one side); folds "
+                     f"{data.training_only_folds} incomplete: training-only, never a test fold; extra recordings "
+                     "from ESC-50, SESA and EVSS mapped onto the ten classes train every fold and are never "
+                     "scored; 2 s windows at 1 s hop, 16 kHz; slice prediction = argmax of the mean of its "
+                     "windows' probabilities"),
+        "test_folds": data.test_folds, "training_only_folds": data.training_only_folds,
+        "real_windows": len(data.real), "augmented_windows": len(data.augmented),
+        "windows_per_class": dict(zip(URBAN_LABELS, counts.tolist(), strict=True)),
+        "extra_recordings_per_class": {label: sum(1 for c in data.clips if c.fold is None and c.label == label)
+                                       for label in URBAN_LABELS},
+        "published": PUBLISHED, "models": {},
+    }
+    oof_of: dict[str, np.ndarray] = {}
+    feature_cache: dict[Any, tuple[np.ndarray, np.ndarray]] = {}
+    for variant in variants_for(config):
+        key = (raw_recipe(variant.arch.recipe), variant.augmented)
+        if key not in feature_cache:
+            feature_cache.clear()
+            feature_cache[key] = _features(data, variant.arch.recipe, variant.augmented)
+        started = time.perf_counter()
+        scores = _reused(config, variant, len(data.real))
+        if scores is None:
+            scores = cross_validate(variant, data, config, feature_cache[key])
+            np.save(config.report_dir / f"{variant.name}_oof.npy", scores)
+            (config.report_dir / f"{variant.name}_oof.json").write_text(json.dumps({"epochs": variant.epochs}))
+        oof_of[variant.name] = scores
+        model = variant.arch.build(feature_cache[key][0].shape[1:], len(URBAN_LABELS))
+        results["models"][variant.name] = {
+            "description": variant.arch.description, "tutorial": variant.arch.tutorial,
+            "trained_on": "real + augmented windows" if variant.augmented else "real windows (as the tutorials)",
+            "teacher_weight": variant.teacher_weight, "epochs": variant.epochs,
+            "parameters": int(model.count_params()), "macs_per_window": count_macs(model),
+            "cv_seconds": round(time.perf_counter() - started), **accuracy_report(scores, data)}
+        plot_confusion(results["models"][variant.name]["confusion"],
+                       f"{variant.name}: slices of held-out folds {data.test_folds}",
+                       config.report_dir / f"{variant.name}_confusion.png")
+        _write(results, config.report_dir)
+    if data.yamnet is not None:
+        results["models"]["yamnet"] = {
+            "description": "YAMNet (AudioSet) off the shelf as an urban tagger: YamnetTagger.urban_scores, max "
+                           "over three 0.975 s frames per window, mean over the slice's windows, argmax",
+            "tutorial": False, "trained_on": "AudioSet (not ours; never shipped)",
+            "parameters": 3_700_000, "macs_per_window": 3 * 69_200_000, **accuracy_report(data.yamnet, data)}
+        plot_confusion(results["models"]["yamnet"]["confusion"], "YAMNet off the shelf",
+                       config.report_dir / "yamnet_confusion.png")
+        _write(results, config.report_dir)
+    if config.out_model is not None:
+        candidates = [n for n in (config.ship, f"{config.ship}+teacher") if n in results["models"]]
+        chosen = max(candidates, key=lambda n: results["models"][n]["slice_accuracy_mean"])
+        results["chosen"] = {"variant": chosen, "rule": "the higher mean slice accuracy of "
+                             f"{' and '.join(candidates)} (with and without YAMNet as teacher)"}
+        variant = next(v for v in variants_for(config) if v.name == chosen)
+        key = (raw_recipe(variant.arch.recipe), True)
+        feats = feature_cache[key] if key in feature_cache else _features(data, variant.arch.recipe, True)
+        results["shipped"] = ship_urban(variant, data, config, results, oof_of[chosen], feats)
+        _write(results, config.report_dir)
+    return results
+
+
+def card_evaluation(results: dict[str, Any], name: str) -> dict[str, Any]:
+    keys = ("slice_accuracy_per_fold", "slice_accuracy_mean", "recall_per_class", "window_accuracy",
+            "parameters", "macs_per_window", "trained_on", "teacher_weight", "epochs")
+    return {
+        "protocol": results["protocol"],
+        "this_model": {k: v for k, v in results["models"][name].items() if k != "description"},
+        "baselines_same_folds": {other: {k: m.get(k) for k in (*keys, "description") if k in m}
+                                 for other, m in results["models"].items() if other != name},
+        "published": results["published"],
+    }
+
+
+def ship_urban(variant: Variant, data: UrbanData, config: UrbanConfig, results: dict[str, Any],
+               oof: np.ndarray, feats: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
+    """Fit on every real window (all folds, extras) and its augmentations, export int8 with its card."""
+    from train.export import export_model
+    from train.ship import LICENCE_NOTE
+
+    scored = data.scored
+    choice = choose_threshold(oof[scored], data.real.labels[scored])
+    tracker = choose_tracker(oof, data, choice["threshold"])
+    real_feats, aug_feats = feats
+    print(f"[{variant.name}] final fit on every window", flush=True)
+    model, recipe = train_variant(variant, data, real_feats, aug_feats, np.ones(len(real_feats), bool), config)
+    rng = np.random.default_rng(7)
+    everything = np.concatenate([real_feats, aug_feats])
+    representative = _standardise(everything[rng.choice(len(everything), min(config.representative_windows,
+                                                                                 len(everything)), False)], recipe)
+    check = _standardise(real_feats[rng.choice(len(real_feats), min(1500, len(real_feats)), False)], recipe)
+    card = {
+        "name": config.out_model.stem if config.out_model else "urban",
+        "description": f"UrbanSound8K's ten classes: {variant.arch.description}",
+        "version": __version__,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "labels": list(URBAN_LABELS),
+        "positive_labels": list(URBAN_LABELS),
+        "sample_rate": 16000, "window_s": 2.0, "hop_s": 1.0,
+        "features": recipe.to_dict(),
+        "architecture": variant.arch.name, "parameters": int(model.count_params()),
+        "macs_per_window": count_macs(model),
+        "threshold": choice["threshold"],
+        "threshold_choice": choice,
+        "tracker": tracker,
+        "evaluation": card_evaluation(results, variant.name),
+        "training": {
+            "data": ["UrbanSound8K folds 1-2 and 7 fold-3 sirens (Salamon, Jacoby, Bello 2014), CC BY-NC 3.0",
+                     "ESC-50 dog, car_horn, engine (Piczak 2015), CC BY-NC 3.0",
+                     "SESA gunshot and siren without its alarms (Spadini 2019, doi:10.5281/zenodo.3519845), "
+                     "CC BY 4.0",
+                     "Emergency Vehicle Siren Sounds ambulance/firetruck (Kaggle vishnu0399), free "
+                     "redistribution per its author"],
+            "extra_label_map": {f"{d}/{s}": u for (d, s), u in EXTRA_LABELS.items()},
+            "licence_note": LICENCE_NOTE,
+            "real_windows": len(real_feats), "augmented_windows": len(aug_feats),
+            "augmentation": "per real window, copies: time shift, another training window underneath at "
+                            "8-25 dB SNR, band limit, mic colouring, gain -20..+6 dB, hiss",
+            "augment_copies": config.augment_copies,
+            "teacher": (f"YAMNet's urban scores renormalised, weight {variant.teacher_weight} on real windows"
+                        if variant.teacher_weight else "none (hard labels)"),
+            "epochs": variant.epochs,
+        },
+    }
+    assert config.out_model is not None
+    written = export_model(model, representative, check, 0, choice["threshold"], card, config.out_model,
+                           decision="argmax")
+    print(f"wrote {config.out_model} ({written['tflite_bytes']} bytes), top-label agreement "
+          f"{written['export_check']['decision_agreement']:.2%}", flush=True)
+    return {"path": str(config.out_model), "bytes": written["tflite_bytes"], "sha256": written["tflite_sha256"],
+            "export_check": written["export_check"], "threshold": choice, "tracker": tracker}
+
+
+def _write(results: dict[str, Any], report_dir: Path) -> None:
+    (report_dir / "report.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+
