@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--onsets", type=int, default=50, help="siren onsets per hop for the latency run")
     parser.add_argument("--streams", type=int, default=5, help="real-time daemons per hop in the latency run")
     parser.add_argument("--yamnet", type=Path, default=Path("../shared/models/yamnet.tflite"),
-                        help="YAMNet .tflite to place on the frontier when present")
+                        help="YAMNet .tflite: placed on the frontier and timed as the onset veto when present")
     parser.add_argument("--core", type=int, default=0, help="the core in-process benchmarks are pinned to")
     args = parser.parse_args()
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
@@ -52,7 +52,8 @@ def main() -> None:
         elif name == "live":
             result, text = _with_table(live, live.run(args.live_seconds, args.model))
         elif name == "latency":
-            result, text = _with_table(latency, latency.run(args.onsets, args.streams, (1.0, 0.5), args.model))
+            yamnet = args.yamnet if args.yamnet.is_file() else None
+            result, text = _with_table(latency, latency.run(args.onsets, args.streams, (1.0, 0.5), args.model, yamnet))
         else:
             result, text = _with_table(frontier, frontier.run(windows, args.yamnet))
             frontier.plot(result, RESULTS_DIR / "frontier.png")

@@ -79,6 +79,7 @@ class DetectionConfig:
     off_threshold: float | None = None
     onset_windows: int | None = None  # k: an event starts when k of the last n windows reach on_threshold
     onset_of: int | None = None  # n
+    instant_threshold: float | None = None  # one window reaching it starts an event; None: the card's (else off)
     offset_windows: int = 2  # m: it ends after m windows in a row below off_threshold
     min_event_s: float = 3.0
     refractory_s: float = 2.0
@@ -96,7 +97,7 @@ class DetectionConfig:
                  "detection.yamnet_confirm_threshold", "must be between 0 and 1 (or null for the model card's)")
         _require(0.0 < self.yamnet_urban_threshold < 1.0, "detection.yamnet_urban_threshold", "must be between 0 and 1")
         _require(0.25 <= self.hop_s <= 2.0, "detection.hop_s", "must be between 0.25 and 2.0 seconds")
-        for key in ("on_threshold", "off_threshold"):
+        for key in ("on_threshold", "off_threshold", "instant_threshold"):
             value = getattr(self, key)
             _require(value is None or 0.0 < value < 1.0, f"detection.{key}", "must be between 0 and 1")
         if self.on_threshold is not None and self.off_threshold is not None:

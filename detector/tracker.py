@@ -1,7 +1,8 @@
 """The event tracker: per-window scores of one label in, start and end events out.
 
 Hysteresis keeps a siren that fades behind a bus as one event: an event starts when `onset_windows` of
-the last `onset_of` windows reach the on-threshold, and ends only after `offset_windows` windows in a row
+the last `onset_of` windows reach the on-threshold (or, with an `instant_threshold`, at once on one window
+that reaches it: a clear siren need not wait for the next window), and ends only after `offset_windows` windows in a row
 fall below the lower off-threshold. The start is placed where the evidence first rose above the
 off-threshold (hysteresis backwards: the windows just before the onset often hold the siren's first,
 quieter second). An event lasts at least `min_event_s` (the controller keeps its green
@@ -33,6 +34,7 @@ class TrackerSettings:
     offset_windows: int = 2
     min_event_s: float = 3.0
     refractory_s: float = 2.0
+    instant_threshold: float | None = None  # one window this sure starts an event without waiting for k of n
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,8 @@ class EventTracker:
             self._recent.append((centre_s, score))
             window = list(self._recent)[-settings.onset_of :]
             hits = [(c, s) for c, s in window if s >= settings.on_threshold]
-            if len(hits) < settings.onset_windows or hits[0][0] < self._refractory_until_s:
+            instant = settings.instant_threshold is not None and score >= settings.instant_threshold
+            if (len(hits) < settings.onset_windows and not instant) or hits[0][0] < self._refractory_until_s:
                 return []
             self._event_id = uuid.uuid4().hex
             self._start_s = self._rise_before(hits[0][0])
@@ -141,10 +144,15 @@ def settings_for(card: ModelCard, detection: DetectionConfig) -> TrackerSettings
     off = float(pick("off_threshold", OFF_FRACTION * on))
     onset_of = int(pick("onset_of", 3))
     onset_windows = int(pick("onset_windows", min(2, onset_of)))
+    instant = detection.instant_threshold
+    if instant is None and measured.get("instant_threshold") is not None:
+        instant = float(measured["instant_threshold"])
     if not 0.0 < off <= on < 1.0:
         raise ConfigError(f"detection.off_threshold: {off:g} must be above 0 and at most the on-threshold {on:g}")
     if not 1 <= onset_windows <= onset_of:
         raise ConfigError(f"detection.onset_windows: {onset_windows} must be between 1 and onset_of ({onset_of})")
+    if instant is not None and instant < on:
+        raise ConfigError(f"detection.instant_threshold: {instant:g} must not be below the on-threshold {on:g}")
     return TrackerSettings(on_threshold=on, off_threshold=off, onset_windows=onset_windows, onset_of=onset_of,
                            offset_windows=detection.offset_windows, min_event_s=detection.min_event_s,
-                           refractory_s=detection.refractory_s)
+                           refractory_s=detection.refractory_s, instant_threshold=instant)

@@ -150,6 +150,17 @@ def test_minimum_length_and_refractory_gap() -> None:
     assert [e.type for e in events] == ["start", "end"]
 
 
+def test_an_instant_threshold_starts_a_clear_siren_one_window_sooner() -> None:
+    scores = [0.1, 0.97, 0.9, 0.9, 0.1, 0.1, 0.1, 0.1]
+    fast = dataclasses.replace(TRACKER, instant_threshold=0.95)
+    tracker = EventTracker("emergency", fast, window_s=2.0)
+    assert tracker.update(0.0, scores[0]) == []
+    started = tracker.update(1.0, scores[1])  # k of n alone would wait for the next window
+    assert [e.type for e in started] == ["start"] and started[0].start_s == pytest.approx(2.0)
+    assert [e.type for e in run_tracker(scores)][:1] == ["start"]  # k of n still starts, a window later
+    assert run_tracker([0.1, 0.9, 0.1, 0.1, 0.1], fast) == []  # below the instant threshold: still k of n
+
+
 def test_close_ends_an_open_event() -> None:
     events = run_tracker([0.1, 0.9, 0.9, 0.9])
     assert [e.type for e in events] == ["start", "end"] and events[1].end_s == pytest.approx(4.0)

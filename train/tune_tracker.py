@@ -33,8 +33,22 @@ from train.examples import load_real_windows
 ON_THRESHOLDS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 OFF_FRACTION = 0.5  # the off-threshold changes how long events last, not how many start
 ONSETS = ((1, 1), (2, 2), (2, 3), (3, 3))  # (k, n)
+INSTANTS = (None, 0.95, 0.97, 0.99)  # one window this sure starts an event at once (None: k of n only)
 CONFIRM_THRESHOLDS = (0.02, 0.05, 0.1, 0.2, 0.3)
 WINDOW_S, HOP_S = 2.0, 1.0
+
+
+def grid(instants: tuple[float | None, ...] = INSTANTS) -> list[TrackerSettings]:
+    """Every candidate setting; an instant threshold only where it adds a path (k > 1, above the on-threshold)."""
+    return [TrackerSettings(on_threshold=on, off_threshold=on * OFF_FRACTION, onset_windows=k, onset_of=n,
+                            instant_threshold=instant)
+            for on, (k, n), instant in itertools.product(ON_THRESHOLDS, ONSETS, instants)
+            if instant is None or (k > 1 and instant > on)]
+
+
+def _rank(row: dict[str, Any]) -> tuple[float, float, float]:
+    """Most siren clips caught, then fewest false events, then the soonest start."""
+    return row["siren_clip_recall"], -row["false_events_per_hour"], -(row["delay_s_median"] or 99.0)
 
 
 def replay(settings: TrackerSettings, scores: np.ndarray) -> tuple[int, float | None]:
@@ -69,6 +83,7 @@ def measure(settings: TrackerSettings, clips: list[tuple[bool, np.ndarray]], neg
             false_events += starts
     return {"on_threshold": settings.on_threshold, "off_threshold": round(settings.off_threshold, 4),
             "onset_windows": settings.onset_windows, "onset_of": settings.onset_of,
+            "instant_threshold": settings.instant_threshold,
             "siren_clip_recall": round(len(delays) / max(positives, 1), 4),
             "false_events_per_hour": round(false_events / negative_hours, 2),
             "delay_s_median": float(np.median(delays)) if delays else None,
@@ -99,19 +114,16 @@ def main(argv: list[str] | None = None) -> int:
     parts = np.split(order, boundaries)
     clips = [(bool(real.labels[part[0]]), scores[part]) for part in parts]
     negative_hours = float((real.labels == 0).sum()) * HOP_S / 3600
-    rows = []
-    for on, (k, n) in itertools.product(ON_THRESHOLDS, ONSETS):
-        settings = TrackerSettings(on_threshold=on, off_threshold=on * OFF_FRACTION, onset_windows=k, onset_of=n)
-        rows.append(measure(settings, clips, negative_hours))
+    rows = [measure(settings, clips, negative_hours) for settings in grid()]
     within = [r for r in rows if r["false_events_per_hour"] <= args.budget]
-    choice = max(within, key=lambda r: (r["siren_clip_recall"], -r["false_events_per_hour"])) if within else None
-    print("| on | off | k of n | siren clips caught | false events/h | delay s median / p95 |\n"
-          "| --- | --- | --- | --- | --- | --- |")
+    choice = max(within, key=_rank) if within else None
+    print("| on | off | k of n | or one window >= | siren clips caught | false events/h | delay s median / p95 |\n"
+          "| --- | --- | --- | --- | --- | --- | --- |")
     for row in sorted(rows, key=lambda r: -r["siren_clip_recall"]):
         if row["false_events_per_hour"] <= 3 * args.budget:
             print(f"| {row['on_threshold']} | {row['off_threshold']} | {row['onset_windows']} of {row['onset_of']} "
-                  f"| {row['siren_clip_recall']:.1%} | {row['false_events_per_hour']} | {row['delay_s_median']} / "
-                  f"{row['delay_s_p95']} |")
+                  f"| {row['instant_threshold'] or '-'} | {row['siren_clip_recall']:.1%} | "
+                  f"{row['false_events_per_hour']} | {row['delay_s_median']} / {row['delay_s_p95']} |")
     print(f"chosen within {args.budget:g} false events/h: {choice}")
     confirm_rows = []
     confirm_choice = None
@@ -122,18 +134,14 @@ def main(argv: list[str] | None = None) -> int:
               "| --- | --- | --- | --- | --- | --- |")
         for threshold in CONFIRM_THRESHOLDS:
             measured = []
-            for on, (k, n) in itertools.product(ON_THRESHOLDS, ONSETS):
-                settings = TrackerSettings(on_threshold=on, off_threshold=on * OFF_FRACTION, onset_windows=k,
-                                           onset_of=n)
-                held = vetoed(scores, yamnet, on, threshold)
+            for settings in grid(instants=(None,)):
+                held = vetoed(scores, yamnet, settings.on_threshold, threshold)
                 measured.append({"confirm_threshold": threshold,
                                  **measure(settings, [(c[0], held[part]) for part, c in zip(parts, clips, strict=True)],
                                            negative_hours)})
-            best = max((r for r in measured if r["false_events_per_hour"] <= args.budget),
-                       key=lambda r: (r["siren_clip_recall"], -r["false_events_per_hour"]), default=None)
+            best = max((r for r in measured if r["false_events_per_hour"] <= args.budget), key=_rank, default=None)
             confirm_rows += measured
-            if best and (confirm_choice is None or (best["siren_clip_recall"], -best["false_events_per_hour"]) >
-                         (confirm_choice["siren_clip_recall"], -confirm_choice["false_events_per_hour"])):
+            if best and (confirm_choice is None or _rank(best) > _rank(confirm_choice)):
                 confirm_choice = best
             if best:
                 print(f"| {threshold} | {best['on_threshold']} | {best['onset_windows']} of {best['onset_of']} | "
@@ -148,13 +156,14 @@ def main(argv: list[str] | None = None) -> int:
                                         "settings": rows, "yamnet_veto": confirm_rows}, indent=2) + "\n")
     if args.card and choice:
         card = json.loads(args.card.read_text())
-        card["tracker"] = {**{k: choice[k] for k in ("on_threshold", "off_threshold", "onset_windows", "onset_of")},
+        keys = ("on_threshold", "off_threshold", "onset_windows", "onset_of", "instant_threshold")
+        card["tracker"] = {**{k: choice[k] for k in keys},
                            "measured": {k: choice[k] for k in ("siren_clip_recall", "false_events_per_hour")},
                            "protocol": protocol}
         if confirm_choice:  # what the daemon uses when a YAMNet file is configured to confirm onsets
-            keys = ("on_threshold", "off_threshold", "onset_windows", "onset_of", "confirm_threshold")
+            veto_keys = ("on_threshold", "off_threshold", "onset_windows", "onset_of", "confirm_threshold")
             card["tracker_with_yamnet_veto"] = {
-                **{k: confirm_choice[k] for k in keys},
+                **{k: confirm_choice[k] for k in veto_keys},
                 "measured": {k: confirm_choice[k] for k in ("siren_clip_recall", "false_events_per_hour")},
                 "protocol": protocol + "; onsets YAMNet does not confirm are vetoed (detector.scoring)"}
         args.card.write_text(json.dumps(card, indent=2) + "\n")
