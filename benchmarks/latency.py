@@ -87,7 +87,8 @@ def run(onsets: int, streams: int, hops: tuple[float, ...], model_path: Path, ya
     results: dict[str, Any] = {}
     runs: list[tuple[str, str, float, dict[str, Any]]] = [(f"{hop:g}", f"hop{hop:g}", hop, {}) for hop in hops]
     if yamnet is not None:
-        runs.append(("1 + YAMNet veto", "hop1-veto", 1.0, {"yamnet": str(yamnet.resolve()), "yamnet_urban": False}))
+        runs.append(("1 + YAMNet veto", "hop1-veto", 1.0, {"yamnet": str(yamnet.resolve()), "yamnet_urban": False,
+                                                                "yamnet_confirm": True}))
     with tempfile.TemporaryDirectory() as folder:
         broker = LocalBroker()
         broker.start()

@@ -86,7 +86,8 @@ def test_yamnet_tags_urban_labels_and_vetoes_unconfirmed_onsets(tmp_path: Path) 
     window = audio[SAMPLE_RATE * 4 : SAMPLE_RATE * 6]
 
     def scorer(confirm: float) -> Scorer:
-        return Scorer(parse_config({"detection": {"yamnet": str(YAMNET), "yamnet_confirm_threshold": confirm}})
+        return Scorer(parse_config({"detection": {"yamnet": str(YAMNET), "yamnet_confirm": True,
+                                                    "yamnet_confirm_threshold": confirm}})
                       .detection, SAMPLE_RATE, WINDOW_S)
 
     lenient = scorer(0.0001)
