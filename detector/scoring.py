@@ -61,6 +61,8 @@ def _identity(classifier: Classifier) -> ModelIdentity:
 
 
 class Scorer:
+    """The configured models, loaded and checked once; `score` runs them all on one window."""
+
     def __init__(self, detection: DetectionConfig, sample_rate: int, window_s: float) -> None:
         classifiers = [Classifier(resolve_path(path)) for path in (detection.model, *detection.models)]
         for classifier in classifiers:
@@ -72,12 +74,10 @@ class Scorer:
                                    SIREN_TOPIC if i == 0 else SOUND_TOPIC, c) for i, c in enumerate(classifiers)]
         self.yamnet = YamnetTagger(detection.yamnet) if detection.yamnet is not None else None
         self.confirm_threshold = confirm_threshold_for(classifiers[0], detection) if self.yamnet else None
-        if self.yamnet is not None and detection.yamnet_urban:
-            assert detection.yamnet is not None
+        if detection.yamnet is not None and detection.yamnet_urban:
             identity = ModelIdentity(YAMNET_URBAN_NAME, file_sha256(Path(detection.yamnet)))
             labels = tuple(URBAN_CLASSES)
             self.models.append(ScoredModel(identity, labels, labels, SOUND_TOPIC, None))
-        self.yamnet_urban_threshold = detection.yamnet_urban_threshold
 
     @property
     def siren(self) -> ScoredModel:
