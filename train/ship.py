@@ -21,6 +21,8 @@ TRAINING_DATA = [
     "UrbanSound8K folds 1-2 and 7 fold-3 sirens (Salamon, Jacoby, Bello 2014), CC BY-NC 3.0",
     "Speech Commands background noise (Warden 2018), CC BY 4.0",
 ]
+# int8 calibration windows: 400 left dscnn_m_window's decisions 97.7 % in agreement with Keras (< 98 %)
+REPRESENTATIVE_WINDOWS = 2000
 LICENCE_NOTE = ("Trained on CC BY-NC 3.0 audio (ESC-50, UrbanSound8K): the model inherits the "
                 "non-commercial condition of those datasets.")
 
@@ -58,7 +60,8 @@ def ship_model(arch: Architecture, data: Any, config: Any, results: dict[str, An
                            np.ones(len(aug_features), bool), config.fit)
     rng = np.random.default_rng(7)
     everything = np.concatenate([real_features, aug_features])
-    representative = _standardise(everything[rng.choice(len(everything), min(400, len(everything)), False)], recipe)
+    chosen = rng.choice(len(everything), min(REPRESENTATIVE_WINDOWS, len(everything)), False)
+    representative = _standardise(everything[chosen], recipe)
     check = _standardise(real_features[rng.choice(len(real_features), min(1500, len(real_features)), False)], recipe)
     card = {
         "name": config.out_model.stem,
