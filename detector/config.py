@@ -86,7 +86,7 @@ class DetectionConfig:
     publish_scores: bool = False
     models: tuple[Path, ...] = ()  # more models on the same windows (the urban tagger): events on <p>/sound
     yamnet: Path | None = None  # a YAMNet .tflite the user supplies (never shipped); None = not used
-    yamnet_confirm: bool = False  # YAMNet must confirm a siren onset (off: it vetoed 14 of 50 generated sirens)
+    yamnet_confirm: bool = False  # YAMNet must confirm a siren onset (off: it vetoed 17 of 50 generated sirens)
     yamnet_confirm_threshold: float | None = None  # None: the card's measured value, else 0.2
     yamnet_urban: bool = True  # YAMNet also tags the urban labels, events on <p>/sound
     yamnet_urban_threshold: float = 0.5
