@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from benchmarks import frontier, latency, live, per_window, replay
 from benchmarks.common import RESULTS_DIR, machine, pin_to_one_core, scene_windows
@@ -43,19 +45,20 @@ def main() -> None:
     results["machine"] = machine()
     print(f"{results['machine']}; in-process benchmarks pinned to core {args.core}\n", flush=True)
     windows = scene_windows(args.windows) if {"per_window", "frontier"} & set(chosen) else None
+    yamnet = args.yamnet if args.yamnet.is_file() else None
+    runs: dict[str, tuple[Any, Callable[[], dict[str, Any]]]] = {
+        "per_window": (per_window, lambda: per_window.run(windows, args.model)),
+        "replay": (replay, lambda: replay.run(args.replay_hours, args.model)),
+        "live": (live, lambda: live.run(args.live_seconds, args.model)),
+        "latency": (latency, lambda: latency.run(args.onsets, args.streams, (1.0, 0.5), args.model, yamnet)),
+        "frontier": (frontier, lambda: frontier.run(windows, yamnet)),
+    }
     for name in chosen:
         started = time.monotonic()
-        if name == "per_window":
-            result, text = _with_table(per_window, per_window.run(windows, args.model))
-        elif name == "replay":
-            result, text = _with_table(replay, replay.run(args.replay_hours, args.model))
-        elif name == "live":
-            result, text = _with_table(live, live.run(args.live_seconds, args.model))
-        elif name == "latency":
-            yamnet = args.yamnet if args.yamnet.is_file() else None
-            result, text = _with_table(latency, latency.run(args.onsets, args.streams, (1.0, 0.5), args.model, yamnet))
-        else:
-            result, text = _with_table(frontier, frontier.run(windows, args.yamnet))
+        module, run = runs[name]
+        result = run()
+        text = module.table(result)
+        if name == "frontier":
             frontier.plot(result, RESULTS_DIR / "frontier.png")
             text += f"\n(plot: {RESULTS_DIR / 'frontier.png'})"
         results[name] = {**result, "measured": time.strftime("%Y-%m-%d %H:%M"),
@@ -63,10 +66,6 @@ def main() -> None:
         results_path.write_text(json.dumps(results, indent=2) + "\n")
         print(text + "\n", flush=True)
     print(f"wrote {results_path}")
-
-
-def _with_table(module: object, result: dict) -> tuple[dict, str]:
-    return result, module.table(result)  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from detector.sources import SEGMENT_QUIET_TAIL_S
 from detector.synth import SceneEvent, generate_scene
 from detector.windows import WindowSpec, cut_windows
 
@@ -53,8 +54,8 @@ def write_scene(path: Path, duration_s: float, seed: int, siren_times: list[tupl
             length = min(segment_s, duration_s - done)
             times = None if siren_times is None else [
                 (s - done, e - done) for s, e in siren_times if done <= s and e <= done + length]
-            audio, events = generate_scene(length, rng, SAMPLE_RATE, siren_times=times,
-                                           quiet_tail_s=0.0 if siren_times is not None else min(8.0, length / 4))
+            tail_s = 0.0 if siren_times is not None else min(SEGMENT_QUIET_TAIL_S, length / 4)
+            audio, events = generate_scene(length, rng, SAMPLE_RATE, siren_times=times, quiet_tail_s=tail_s)
             out.write(audio)
             truth += [SceneEvent(e.kind, e.start_s + done, e.end_s + done) for e in events]
             done += length

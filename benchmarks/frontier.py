@@ -18,7 +18,7 @@ import numpy as np
 
 from benchmarks.common import summary_ms
 from detector.features import compute_features
-from detector.model import make_interpreter
+from detector.model import Quantization, make_interpreter
 
 CV_ACCURACY = Path(__file__).parent / "cv_accuracy.json"
 
@@ -26,13 +26,12 @@ CV_ACCURACY = Path(__file__).parent / "cv_accuracy.json"
 def _time_tflite(path: Path, recipe: Any, windows: np.ndarray) -> dict[str, float]:
     interpreter = make_interpreter(path, num_threads=1)
     details = interpreter.get_input_details()[0]
+    quantization = Quantization.from_details(details)
     times = []
     for window in windows:
         started = time.perf_counter()
         features = compute_features(window[None], recipe)
-        scale, zero_point = details["quantization"]
-        value = np.clip(np.round(features / scale) + zero_point, -128, 127).astype(np.int8)
-        interpreter.set_tensor(details["index"], value.reshape(details["shape"]))
+        interpreter.set_tensor(details["index"], quantization.quantize(features.reshape(details["shape"])))
         interpreter.invoke()
         interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
         times.append((time.perf_counter() - started) * 1e3)

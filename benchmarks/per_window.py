@@ -68,10 +68,6 @@ def _keras(architecture: str, shape: tuple[int, ...], call: bool = False) -> Cal
 
 
 def run(windows: np.ndarray, model_path: Path) -> dict[str, Any]:
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
     example = windows[0]
     pipelines = {
         f"ours: numpy log-mel + {model_path.stem} int8 (LiteRT)": _ours(model_path),

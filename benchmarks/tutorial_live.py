@@ -17,12 +17,8 @@ from detector.windows import StreamWindower, WindowSpec
 
 
 def main(path: Path, seconds: float) -> None:
-    import tensorflow as tf
-
     from train.models import ARCHITECTURES
 
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
     windower = StreamWindower(WindowSpec.from_seconds(16000, 2.0, 1.0))
     model = None
     source = FileSource(path, 16000, 0.1, realtime=True)

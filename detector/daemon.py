@@ -61,6 +61,7 @@ class ModelTrackers:
     """One model's event trackers, one per label it reports, and the topic its events go to."""
 
     model: ScoredModel
+    settings: TrackerSettings
     trackers: dict[int, EventTracker]  # index in the model's output -> that label's tracker
 
 
@@ -71,11 +72,7 @@ class Daemon:
         self.scorer = Scorer(config.detection, SAMPLE_RATE, WINDOW_S)
         self.device_id = config.mqtt.device_id or socket.gethostname()
         self.spec = WindowSpec.from_seconds(SAMPLE_RATE, WINDOW_S, config.detection.hop_s)
-        self.siren_settings = self._settings(self.scorer.siren)
-        self.tracked = [ModelTrackers(model, {model.labels.index(label): EventTracker(label, self._settings(model),
-                                                                                      WINDOW_S)
-                                              for label in model.positive_labels})
-                        for model in self.scorer.models]
+        self.tracked = [self._trackers(model) for model in self.scorer.models]
         self.source: Source = make_source(config.audio, SAMPLE_RATE)
         self.health = HealthMonitor()
         self.notifier = Notifier()
@@ -93,13 +90,17 @@ class Daemon:
         self._expected_start = 0
         self._anchor = (0.0, time.time())  # (audio seconds, wall time) of the latest chunk
 
-    def _settings(self, model: ScoredModel) -> TrackerSettings:
-        """The siren model's tracker follows the config; the others their own cards, YAMNet its urban threshold."""
+    def _trackers(self, model: ScoredModel) -> ModelTrackers:
+        """A tracker per label the model reports. The siren model's settings follow the config; the others'
+        their own cards, YAMNet's its urban threshold."""
         if model.classifier is None:
             threshold = self.config.detection.yamnet_urban_threshold
-            return TrackerSettings(on_threshold=threshold, off_threshold=OFF_FRACTION * threshold)
-        detection = self.config.detection if model.topic == SIREN_TOPIC else DetectionConfig()
-        return settings_for(model.classifier.card, detection)
+            settings = TrackerSettings(on_threshold=threshold, off_threshold=OFF_FRACTION * threshold)
+        else:
+            detection = self.config.detection if model.topic == SIREN_TOPIC else DetectionConfig()
+            settings = settings_for(model.classifier.card, detection)
+        return ModelTrackers(model, settings, {model.labels.index(label): EventTracker(label, settings, WINDOW_S)
+                                               for label in model.positive_labels})
 
     def wall_time(self, audio_s: float) -> float:
         anchor_s, anchor_wall = self._anchor
@@ -147,7 +148,7 @@ class Daemon:
         self.health.audio_arrived()
         for start, window in self._windower.push(chunk.samples):
             began = time.perf_counter()
-            scored = self.scorer.score(window, self.siren_settings.on_threshold)
+            scored = self.scorer.score(window, self.tracked[0].settings.on_threshold)
             self.health.window_done(window, (time.perf_counter() - began) * 1000.0, scored.model_ms, scored.vetoed)
             start_s = start / SAMPLE_RATE
             for tracked, scores in zip(self.tracked, scored.scores, strict=True):

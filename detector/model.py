@@ -48,6 +48,19 @@ class Quantization:
     def to_dict(self) -> dict[str, Any]:
         return {"dtype": self.dtype, "scale": self.scale, "zero_point": self.zero_point}
 
+    def quantize(self, values: np.ndarray) -> np.ndarray:
+        """Real values as this tensor's integers (rounded, clipped to the type's range); float as is."""
+        if not self.scale:
+            return values.astype(self.dtype)
+        info = np.iinfo(self.dtype)
+        return np.clip(np.round(values / self.scale) + self.zero_point, info.min, info.max).astype(self.dtype)
+
+    def dequantize(self, values: np.ndarray) -> np.ndarray:
+        """This tensor's integers as real values (float32); float as is."""
+        if not self.scale:
+            return values.astype(np.float32, copy=False)
+        return (values.astype(np.float32) - self.zero_point) * self.scale
+
 
 @dataclass(frozen=True)
 class ModelCard:
@@ -216,16 +229,9 @@ class Classifier:
         quant_in, quant_out = self.card.input_quantization, self.card.output_quantization
         scores = np.empty((len(features), len(self.card.labels)), dtype=np.float32)
         for row, matrix in enumerate(features):
-            value = matrix.reshape(self._input_shape)
-            if quant_in.scale:
-                info = np.iinfo(quant_in.dtype)
-                value = np.clip(np.round(value / quant_in.scale) + quant_in.zero_point, info.min, info.max)
-            self._interpreter.set_tensor(self._input_index, value.astype(quant_in.dtype))
+            self._interpreter.set_tensor(self._input_index, quant_in.quantize(matrix.reshape(self._input_shape)))
             self._interpreter.invoke()
-            output = self._interpreter.get_tensor(self._output_index)[0]
-            if quant_out.scale:
-                output = (output.astype(np.float32) - quant_out.zero_point) * quant_out.scale
-            scores[row] = output
+            scores[row] = quant_out.dequantize(self._interpreter.get_tensor(self._output_index)[0])
         return scores
 
     def predict(self, windows: np.ndarray) -> np.ndarray:

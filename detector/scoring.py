@@ -56,6 +56,16 @@ def confirm_threshold_for(siren: Classifier, detection: DetectionConfig) -> floa
     return float(measured.get("confirm_threshold", DEFAULT_CONFIRM_THRESHOLD))
 
 
+def vetoed(scores: np.ndarray, yamnet_siren: np.ndarray | float, on_threshold: float,
+           confirm_threshold: float) -> np.ndarray:
+    """Siren scores after YAMNet's veto: those at the on-threshold that YAMNet does not confirm are held just
+    below it, so they cannot start an event but still keep a running one going."""
+    held = np.array(scores, dtype=np.float32)
+    held[(held >= on_threshold) & (np.asarray(yamnet_siren) < confirm_threshold)] = np.nextafter(
+        np.float32(on_threshold), np.float32(0))
+    return held
+
+
 def _identity(classifier: Classifier) -> ModelIdentity:
     return ModelIdentity(classifier.card.name, classifier.sha256)
 
@@ -72,6 +82,7 @@ class Scorer:
             raise ModelError(f"detection.models: two models share the name {max(names, key=names.count)!r}")
         self.models = [ScoredModel(_identity(c), c.card.labels, c.card.positive_labels,
                                    SIREN_TOPIC if i == 0 else SOUND_TOPIC, c) for i, c in enumerate(classifiers)]
+        self._siren_positives = [self.siren.labels.index(label) for label in self.siren.positive_labels]
         self.yamnet = YamnetTagger(detection.yamnet) if detection.yamnet is not None else None
         self.confirm_threshold = confirm_threshold_for(classifiers[0], detection) if self.yamnet else None
         if detection.yamnet is not None and detection.yamnet_urban:
@@ -108,11 +119,10 @@ class Scorer:
                 features[recipe] = model.classifier.features(window[None])
             result.scores.append(model.classifier.predict_features(features[recipe])[0])
             result.model_ms[model.identity.name] = (time.perf_counter() - began) * 1000.0
-        if self.confirm_threshold is not None:
-            siren = result.scores[0]
-            flagged = [self.siren.labels.index(label) for label in self.siren.positive_labels
-                       if siren[self.siren.labels.index(label)] >= siren_on_threshold]
-            if flagged and YamnetTagger.siren_score(yamnet_window()) < self.confirm_threshold:
-                siren[flagged] = np.nextafter(np.float32(siren_on_threshold), np.float32(0))
-                result.vetoed = True
+        positives = self._siren_positives
+        siren = result.scores[0]
+        if self.confirm_threshold is not None and (siren[positives] >= siren_on_threshold).any():
+            confirmation = YamnetTagger.siren_score(yamnet_window())  # YAMNet runs only on flagged windows
+            siren[positives] = vetoed(siren[positives], confirmation, siren_on_threshold, self.confirm_threshold)
+            result.vetoed = confirmation < self.confirm_threshold
         return result

@@ -48,11 +48,9 @@ def tflite_scores(tflite_path: Path, features: np.ndarray) -> tuple[np.ndarray, 
     quant_in, quant_out = Quantization.from_details(input_details), Quantization.from_details(output_details)
     outputs = []
     for matrix in features:
-        value = np.clip(np.round(matrix / quant_in.scale) + quant_in.zero_point, -128, 127).astype(np.int8)
-        interpreter.set_tensor(input_details["index"], value.reshape(input_details["shape"]))
+        interpreter.set_tensor(input_details["index"], quant_in.quantize(matrix.reshape(input_details["shape"])))
         interpreter.invoke()
-        raw = interpreter.get_tensor(output_details["index"])[0].astype(np.float32)
-        outputs.append((raw - quant_out.zero_point) * quant_out.scale)
+        outputs.append(quant_out.dequantize(interpreter.get_tensor(output_details["index"])[0]))
     return np.array(outputs), quant_in, quant_out
 
 

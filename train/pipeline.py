@@ -256,20 +256,20 @@ def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
                                    **evaluate_scores(name, scores, data, config, report["street_scores"], street)}
         np.save(config.report_dir / f"{name}_oof.npy", scores)
         np.savez(config.report_dir / f"{name}_street.npz", **report["street_scores"])
-        _write(results, config.report_dir)
+        write_report(results, config.report_dir)
         if name == config.ship and config.out_model:
             from train.ship import ship_model
 
             results["shipped"] = ship_model(arch, data, config, results)
-            _write(results, config.report_dir)
+            write_report(results, config.report_dir)
         if name == config.ship and config.random_split_check:  # now, while its features are cached
             results["random_split_leak"] = random_split_check(arch, data, config)
-            _write(results, config.report_dir)
+            write_report(results, config.report_dir)
     if data.yamnet_scores is not None:
         from train.baseline import yamnet_report
 
         results["models"]["yamnet"] = yamnet_report(config, data, street, evaluate_scores)
-        _write(results, config.report_dir)
+        write_report(results, config.report_dir)
     if config.ship and config.out_model:
         from train.ship import update_card_evaluation
 
@@ -298,5 +298,6 @@ def random_split_check(arch: Architecture, data: FoldData, config: PipelineConfi
     return summary
 
 
-def _write(results: dict[str, Any], report_dir: Path) -> None:
+def write_report(results: dict[str, Any], report_dir: Path) -> None:
+    """report.json, rewritten after each model so a long run that stops keeps what it measured."""
     (report_dir / "report.json").write_text(json.dumps(results, indent=2, default=str) + "\n")

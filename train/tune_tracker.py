@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from detector.scoring import vetoed
 from detector.tracker import EventTracker, TrackerSettings
 from detector.windows import WindowSpec
 from train.datasets import EMERGENCY, binary_label, load_dataset
@@ -61,14 +62,6 @@ def replay(settings: TrackerSettings, scores: np.ndarray) -> tuple[int, float | 
                 starts += 1
                 first = i * HOP_S + WINDOW_S if first is None else first
     return starts, first
-
-
-def vetoed(scores: np.ndarray, yamnet: np.ndarray, on_threshold: float, confirm_threshold: float) -> np.ndarray:
-    """The daemon's YAMNet veto (detector.scoring): unconfirmed windows held just below the on-threshold."""
-    held = scores.copy()
-    held[(scores >= on_threshold) & (yamnet < confirm_threshold)] = np.nextafter(np.float32(on_threshold),
-                                                                                 np.float32(0))
-    return held
 
 
 def measure(settings: TrackerSettings, clips: list[tuple[bool, np.ndarray]], negative_hours: float) -> dict[str, Any]:

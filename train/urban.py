@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from detector import __version__
-from detector.tracker import EventTracker, TrackerSettings
+from detector.tracker import TrackerSettings
 from detector.windows import WindowSpec
 from detector.yamnet import URBAN_CLASSES
 from train.augment import add_noise_floor, band_limit, mic_colouring, mix_at_snr, random_gain, time_shift
@@ -32,7 +32,8 @@ from train.datasets import Clip, DatasetError
 from train.examples import SILENT_POSITIVE_DBFS, Examples, features_of, load_real_windows, rms_dbfs
 from train.fit import FitSettings, fit_model, predict, standardised_recipe
 from train.models import ARCHITECTURES, Architecture, count_macs
-from train.pipeline import _standardise, raw_recipe
+from train.pipeline import _standardise, raw_recipe, write_report
+from train.tune_tracker import replay
 
 URBAN_LABELS: tuple[str, ...] = tuple(URBAN_CLASSES)  # alphabetical, the card's label order
 SESA_ALARMS = frozenset({"test_siren_097", "test_siren_099", "train_siren_057", "train_siren_061",
@@ -348,18 +349,15 @@ def choose_tracker(window_scores: np.ndarray, data: UrbanData, threshold: float)
     """Replay each held-out slice through the daemon's tracker per label; keep the onset rule with the most
     right-label events minus wrong-label events per slice."""
     scored = np.flatnonzero(data.scored)
+    slices = [scored[data.slice_id[scored] == slice_index] for slice_index in np.unique(data.slice_id[scored])]
     results = {}
     for onset_windows, onset_of in TRACKER_CANDIDATES:
         settings = TrackerSettings(threshold, threshold / 2, onset_windows, onset_of)
         right = wrong = 0
-        slices = np.unique(data.slice_id[scored])
-        for slice_index in slices:
-            rows = scored[data.slice_id[scored] == slice_index]
+        for rows in slices:
             truth = int(data.real.labels[rows[0]])
-            for label_index, label in enumerate(URBAN_LABELS):
-                tracker = EventTracker(label, settings, 2.0)
-                started = any(e.type == "start" for k, row in enumerate(rows)
-                              for e in tracker.update(float(k), float(window_scores[row, label_index])))
+            for label_index in range(len(URBAN_LABELS)):
+                started = replay(settings, window_scores[rows, label_index])[0] > 0
                 right += started and label_index == truth
                 wrong += started and label_index != truth
         results[(onset_windows, onset_of)] = (right / len(slices), wrong / len(slices))
@@ -468,7 +466,7 @@ def run_urban(config: UrbanConfig) -> dict[str, Any]:
         plot_confusion(results["models"][variant.name]["confusion"],
                        f"{variant.name}: slices of held-out folds {data.test_folds}",
                        config.report_dir / f"{variant.name}_confusion.png")
-        _write(results, config.report_dir)
+        write_report(results, config.report_dir)
     if data.yamnet is not None:
         results["models"]["yamnet"] = {
             "description": "YAMNet (AudioSet) off the shelf as an urban tagger: YamnetTagger.urban_scores, max "
@@ -477,7 +475,7 @@ def run_urban(config: UrbanConfig) -> dict[str, Any]:
             "parameters": 3_700_000, "macs_per_window": 3 * 69_200_000, **accuracy_report(data.yamnet, data)}
         plot_confusion(results["models"]["yamnet"]["confusion"], "YAMNet off the shelf",
                        config.report_dir / "yamnet_confusion.png")
-        _write(results, config.report_dir)
+        write_report(results, config.report_dir)
     if config.out_model is not None:
         candidates = [n for n in (config.ship, f"{config.ship}+teacher") if n in results["models"]]
         chosen = max(candidates, key=lambda n: results["models"][n]["slice_accuracy_mean"])
@@ -487,7 +485,7 @@ def run_urban(config: UrbanConfig) -> dict[str, Any]:
         key = (raw_recipe(variant.arch.recipe), True)
         feats = feature_cache[key] if key in feature_cache else _features(data, variant.arch.recipe, True)
         results["shipped"] = ship_urban(variant, data, config, results, oof_of[chosen], feats)
-        _write(results, config.report_dir)
+        write_report(results, config.report_dir)
     return results
 
 
@@ -560,8 +558,4 @@ def ship_urban(variant: Variant, data: UrbanData, config: UrbanConfig, results: 
           f"{written['export_check']['decision_agreement']:.2%}", flush=True)
     return {"path": str(config.out_model), "bytes": written["tflite_bytes"], "sha256": written["tflite_sha256"],
             "export_check": written["export_check"], "threshold": choice, "tracker": tracker}
-
-
-def _write(results: dict[str, Any], report_dir: Path) -> None:
-    (report_dir / "report.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
 
