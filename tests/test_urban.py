@@ -18,13 +18,14 @@ from train.datasets import Clip, DatasetError, load_dataset, load_urbansound8k
 from train.urban import (
     EXTRA_LABELS,
     URBAN_LABELS,
+    blend_targets,
     check_recordings_disjoint,
     extra_label,
     leave_one_fold_out,
     select_clips,
     split_folds,
-    teacher_targets,
 )
+from train.yamnet_teacher import cross_fitted_probabilities, fit_head, head_probabilities
 
 RATE = 16000
 CLASS_IDS = {  # UrbanSound8K's own classID numbering
@@ -144,14 +145,38 @@ def test_extras_never_become_test_slices(tmp_path: Path) -> None:
     assert all(c.fold is None for c in extras) and all(c.fold for c in us8k)
 
 
-def test_teacher_targets_blend_renormalised_yamnet_scores() -> None:
+def test_blend_targets_mix_hard_labels_with_the_teacher() -> None:
     labels = np.array([0, 8])
-    teacher = np.zeros((2, 10), np.float32)
-    teacher[0, [0, 5]] = [0.6, 0.2]  # YAMNet hears an air conditioner, a bit of engine
-    targets = teacher_targets(labels, teacher, 0.5)
+    teacher = np.full((2, 10), 0.1, np.float32)
+    targets = blend_targets(labels, teacher, 0.5)
     assert np.allclose(targets.sum(axis=1), 1)
-    assert targets[0, 0] == pytest.approx(0.5 + 0.5 * 0.75) and targets[0, 5] == pytest.approx(0.125)
-    assert targets[1, 8] == 1  # YAMNet hears none of the ten: the hard label stands
+    assert targets[0, 0] == pytest.approx(0.55) and targets[1, 8] == pytest.approx(0.55)
+    assert np.array_equal(blend_targets(labels, teacher, 0.0), np.eye(10, dtype=np.float32)[labels])
+
+
+def test_teacher_is_cross_fitted_so_a_mislabelled_recording_gets_an_honest_guess() -> None:
+    """Three well-separated clusters, one recording per cluster labelled as the next class: a head that had
+    seen that recording would echo its label; the cross-fitted head has not, and follows the sound."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 1, (3, 16)) * 4
+    labels, groups, embeddings = [], [], []
+    for cls in range(3):
+        for recording in range(8):
+            wrong = recording == 0
+            for _ in range(5):
+                embeddings.append(centres[cls] + rng.normal(0, 1, 16))
+                labels.append((cls + 1) % 3 if wrong else cls)
+                groups.append(f"{cls}-{recording}")
+    x, y = np.array(embeddings, np.float32), np.array(labels)
+    probs = cross_fitted_probabilities(x, y, groups, 4)  # label 3 never occurs: its column is 0
+    assert probs.shape == (len(y), 4) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    assert np.all(probs[:, 3] == 0)
+    sound = np.repeat(np.arange(3), 40)
+    assert np.mean(probs.argmax(axis=1) == sound) > 0.95
+    mislabelled = np.array([g.endswith("-0") for g in groups])
+    assert np.all(probs[mislabelled].argmax(axis=1) == sound[mislabelled])
+    in_sample = head_probabilities(fit_head(x, y), x[mislabelled], 4)
+    assert in_sample[np.arange(15), y[mislabelled]].mean() > probs[mislabelled, y[mislabelled]].mean()
 
 
 def test_siren_train_urban_end_to_end(tmp_path: Path) -> None:
@@ -181,3 +206,28 @@ def test_siren_train_urban_end_to_end(tmp_path: Path) -> None:
     assert (report / "dscnn_s_confusion.png").is_file()
     probabilities = classifier.predict(np.zeros((2, 2 * RATE), np.float32))
     assert probabilities.shape == (2, 10)
+
+
+def test_embedder_refuses_a_model_that_is_not_yamnet() -> None:
+    from detector.errors import ModelError
+    from train.yamnet_teacher import YamnetEmbedder
+
+    with pytest.raises(ModelError, match="not YAMNet"):
+        YamnetEmbedder(Path(__file__).resolve().parents[1] / "models" / "emergency.tflite")
+
+
+YAMNET = Path(__file__).resolve().parents[2] / "shared" / "models" / "yamnet.tflite"
+
+
+@pytest.mark.skipif(not YAMNET.is_file(), reason="YAMNet is supplied by the user (../shared/models in CI)")
+def test_embedder_gives_one_embedding_per_window_that_tells_sounds_apart() -> None:
+    from train.yamnet_teacher import YamnetEmbedder
+
+    t = np.arange(2 * RATE) / RATE
+    wail = (0.3 * np.sin(2 * np.pi * np.cumsum(800 + 500 * np.sin(2 * np.pi * 0.25 * t)) / RATE)).astype(np.float32)
+    noise = (0.05 * np.random.default_rng(0).standard_normal(2 * RATE)).astype(np.float32)
+    embedder = YamnetEmbedder(YAMNET)
+    a, b, again = embedder.embed(wail), embedder.embed(noise), embedder.embed(wail)
+    assert a.shape == (1024,) and np.all(np.isfinite(a))
+    assert np.array_equal(a, again)
+    assert np.linalg.norm(a - b) > 0.1 * np.linalg.norm(a)

@@ -34,6 +34,7 @@ from train.fit import FitSettings, fit_model, predict, standardised_recipe
 from train.models import ARCHITECTURES, Architecture, count_macs
 from train.pipeline import _standardise, raw_recipe, write_report
 from train.tune_tracker import replay
+from train.yamnet_teacher import cross_fitted_probabilities, embed_windows, fit_head, head_probabilities
 
 URBAN_LABELS: tuple[str, ...] = tuple(URBAN_CLASSES)  # alphabetical, the card's label order
 SESA_ALARMS = frozenset({"test_siren_097", "test_siren_099", "train_siren_057", "train_siren_061",
@@ -60,6 +61,7 @@ PUBLISHED = {
 }
 MIN_PRECISION = 0.8  # window-level precision of the top label the threshold must keep
 THRESHOLD_FLOOR = 0.5  # at or above it, at most one label per window can count
+TEACHER = "logistic regression on YAMNet embeddings, cross-fitted on the split's training windows"
 MAX_EXTRA_WINDOWS = 3  # per extra recording, evenly spaced: a 20 s SESA clip is not 19 independent examples
 
 
@@ -149,7 +151,9 @@ class UrbanData:
     test_folds: list[int]
     training_only_folds: list[int]
     augmented: Examples
-    yamnet: np.ndarray | None = None  # (windows, 10) YAMNet's urban scores
+    yamnet: np.ndarray | None = None  # (windows, 10) YAMNet's urban scores: the off-the-shelf baseline
+    embeddings: np.ndarray | None = None  # (windows, 1024) YAMNet embeddings of the real windows: the teacher
+    augmented_embeddings: np.ndarray | None = None  # and of the augmented windows
 
     @property
     def scored(self) -> np.ndarray:
@@ -212,6 +216,10 @@ def load_urban_data(config: UrbanConfig, spec: WindowSpec) -> UrbanData:
     data = UrbanData(real, window_fold, real.clip_ids, clips, test_folds, partial, augmented)
     if config.yamnet_path:
         data.yamnet = yamnet_urban_scores(config, data)
+        data.embeddings = embed_windows(config.yamnet_path, data.real.windows, config.report_dir, "real windows")
+        if len(data.augmented):
+            data.augmented_embeddings = embed_windows(config.yamnet_path, data.augmented.windows,
+                                                      config.report_dir, "augmented windows")
     return data
 
 
@@ -230,15 +238,39 @@ def yamnet_urban_scores(config: UrbanConfig, data: UrbanData) -> np.ndarray:
     return scores
 
 
-def teacher_targets(labels: np.ndarray, teacher: np.ndarray | None, weight: float) -> np.ndarray:
-    """(1 - weight) x one-hot + weight x YAMNet's urban scores renormalised to sum 1 (hard where YAMNet
-    hears none of the ten, i.e. its scores sum below 0.05)."""
+def blend_targets(labels: np.ndarray, teacher: np.ndarray | None, weight: float) -> np.ndarray:
+    """(1 - weight) x one-hot + weight x the teacher's probabilities."""
     hard = np.eye(len(URBAN_LABELS), dtype=np.float32)[labels]
     if teacher is None or weight == 0:
         return hard
-    total = teacher.sum(axis=1, keepdims=True)
-    soft = np.where(total >= 0.05, teacher / np.maximum(total, 1e-9), hard)
-    return ((1 - weight) * hard + weight * soft).astype(np.float32)
+    return ((1 - weight) * hard + weight * teacher).astype(np.float32)
+
+
+def teacher_probabilities(data: UrbanData, real_mask: np.ndarray, aug_mask: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """The embedding head's probabilities on a split's training windows: on real windows from heads that
+    never saw the window's recording (cross-fitted), on augmented ones from the head fitted on all of them.
+    Only the split's training windows are used, so the held-out fold never reaches the student."""
+    assert data.embeddings is not None
+    n_labels = len(URBAN_LABELS)
+    labels = data.real.labels[real_mask]
+    groups = ["|".join(sorted(data.real.groups[i])) for i in np.flatnonzero(real_mask)]
+    real = cross_fitted_probabilities(data.embeddings[real_mask], labels, groups, n_labels)
+    if data.augmented_embeddings is None or not aug_mask.any():
+        return real, np.zeros((0, n_labels), np.float32)
+    head = fit_head(data.embeddings[real_mask], labels)
+    return real, head_probabilities(head, data.augmented_embeddings[aug_mask], n_labels)
+
+
+def embedding_head_scores(data: UrbanData) -> np.ndarray:
+    """Leave-one-fold-out scores of the teacher itself (the head fitted on each split's training windows)."""
+    assert data.embeddings is not None
+    scores = np.zeros((len(data.real), len(URBAN_LABELS)), np.float32)
+    for fold in data.test_folds:
+        train, test = leave_one_fold_out(data.window_fold, data.real.groups, fold)
+        head = fit_head(data.embeddings[train], data.real.labels[train])
+        scores[test] = head_probabilities(head, data.embeddings[test], len(URBAN_LABELS))
+    return scores
 
 
 @dataclass(frozen=True)
@@ -261,9 +293,11 @@ def train_variant(variant: Variant, data: UrbanData, real_feats: np.ndarray, aug
         aug_mask = data.augmented.within(train_groups)
     features = np.concatenate([real_feats[real_mask], aug_feats[aug_mask]]) if aug_mask.any() else real_feats[real_mask]
     labels = np.concatenate([data.real.labels[real_mask], data.augmented.labels[aug_mask]])
-    teacher = data.yamnet[real_mask] if data.yamnet is not None else None
-    targets = np.concatenate([teacher_targets(data.real.labels[real_mask], teacher, variant.teacher_weight),
-                              teacher_targets(data.augmented.labels[aug_mask], None, 0.0)])
+    teacher_real = teacher_aug = None
+    if variant.teacher_weight > 0 and data.embeddings is not None:
+        teacher_real, teacher_aug = teacher_probabilities(data, real_mask, aug_mask)
+    targets = np.concatenate([blend_targets(data.real.labels[real_mask], teacher_real, variant.teacher_weight),
+                              blend_targets(data.augmented.labels[aug_mask], teacher_aug, variant.teacher_weight)])
     recipe = standardised_recipe(variant.arch.recipe, features)
     settings = dataclasses.replace(config.fit, epochs=variant.epochs)
     print(f"[{variant.name}] {int(real_mask.sum())} real + {int(aug_mask.sum())} augmented training windows, "
@@ -403,11 +437,16 @@ def _reused(config: UrbanConfig, variant: Variant, n_windows: int) -> np.ndarray
         return None
     earlier = json.loads(meta.read_text())
     scores = np.load(path)
-    if len(scores) != n_windows or earlier.get("epochs") != variant.epochs:
+    if len(scores) != n_windows or earlier != _oof_meta(variant):
         print(f"[{variant.name}] saved CV in {config.reuse_cv} does not match this run; cross-validating", flush=True)
         return None
     print(f"[{variant.name}] reusing out-of-fold scores from {config.reuse_cv}", flush=True)
     return scores
+
+
+def _oof_meta(variant: Variant) -> dict[str, Any]:
+    """What saved out-of-fold scores must match to be reused."""
+    return {"epochs": variant.epochs, **({"teacher": TEACHER} if variant.teacher_weight else {})}
 
 
 def variants_for(config: UrbanConfig) -> list[Variant]:
@@ -454,7 +493,7 @@ def run_urban(config: UrbanConfig) -> dict[str, Any]:
         if scores is None:
             scores = cross_validate(variant, data, config, feature_cache[key])
             np.save(config.report_dir / f"{variant.name}_oof.npy", scores)
-            (config.report_dir / f"{variant.name}_oof.json").write_text(json.dumps({"epochs": variant.epochs}))
+            (config.report_dir / f"{variant.name}_oof.json").write_text(json.dumps(_oof_meta(variant)))
         oof_of[variant.name] = scores
         model = variant.arch.build(feature_cache[key][0].shape[1:], len(URBAN_LABELS))
         results["models"][variant.name] = {
@@ -475,6 +514,12 @@ def run_urban(config: UrbanConfig) -> dict[str, Any]:
             "parameters": 3_700_000, "macs_per_window": 3 * 69_200_000, **accuracy_report(data.yamnet, data)}
         plot_confusion(results["models"]["yamnet"]["confusion"], "YAMNet off the shelf",
                        config.report_dir / "yamnet_confusion.png")
+        results["models"]["yamnet_embedding_head"] = {
+            "description": "the teacher: YAMNet embeddings (mean over three frames per window) -> logistic "
+                           "regression fitted on each split's training windows; mean over the slice, argmax",
+            "tutorial": False, "trained_on": "AudioSet (YAMNet) + the split's training windows (head); never shipped",
+            "parameters": 3_700_000 + 1024 * len(URBAN_LABELS), "macs_per_window": 3 * 69_200_000,
+            **accuracy_report(embedding_head_scores(data), data)}
         write_report(results, config.report_dir)
     if config.out_model is not None:
         candidates = [n for n in (config.ship, f"{config.ship}+teacher") if n in results["models"]]
@@ -546,7 +591,7 @@ def ship_urban(variant: Variant, data: UrbanData, config: UrbanConfig, results: 
             "augmentation": "per real window, copies: time shift, another training window underneath at "
                             "8-25 dB SNR, band limit, mic colouring, gain -20..+6 dB, hiss",
             "augment_copies": config.augment_copies,
-            "teacher": (f"YAMNet's urban scores renormalised, weight {variant.teacher_weight} on real windows"
+            "teacher": (f"{TEACHER}, weight {variant.teacher_weight} on real and augmented windows"
                         if variant.teacher_weight else "none (hard labels)"),
             "epochs": variant.epochs,
         },
