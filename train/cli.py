@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="false-alarm budget that sets the threshold (default 1)")
     parser.add_argument("--generated-positives", type=int, default=4000)
     parser.add_argument("--copies-per-positive", type=int, default=2)
+    parser.add_argument("--generated-negatives", type=int, default=600,
+                        help="generated roadside beds (traffic and wind) as negatives (default 600)")
     parser.add_argument("--generated-distractors", type=int, default=3000,
                         help="generated tonal non-sirens (horns, music, beepers...) as negatives")
     parser.add_argument("--yamnet", type=Path, default=os.environ.get("SIREN_YAMNET"),
@@ -114,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             tutorial_epochs=args.tutorial_epochs,
             plan=AugmentPlan(copies_per_positive=args.copies_per_positive,
                              generated_positives=args.generated_positives,
+                             generated_negatives=args.generated_negatives,
                              generated_distractors=args.generated_distractors, seed=args.seed),
             random_split_check=not args.no_random_split_check, yamnet_path=args.yamnet, reuse_cv=args.reuse_cv,
         )

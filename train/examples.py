@@ -15,9 +15,9 @@ from tqdm import tqdm
 
 from detector.audio import read_audio
 from detector.features import FeatureRecipe, compute_features
-from detector.synth import DISTRACTOR_KINDS, generate_distractor, generate_traffic, random_siren_event
+from detector.synth import DISTRACTOR_KINDS, generate_distractor, random_siren_event
 from detector.windows import WindowSpec, cut_windows
-from train.augment import augment_negative, augment_positive, mix_at_snr
+from train.augment import augment_negative, augment_positive, mix_at_snr, roadside_noise
 from train.datasets import Clip
 
 SILENT_POSITIVE_DBFS = -55.0  # a "siren" window this quiet holds no siren to learn from
@@ -84,7 +84,9 @@ class AugmentPlan:
     """How many street-like examples to make: per real positive, generated, and per real negative.
 
     `generated_distractors` are tonal non-sirens (horns, music, hums, beepers, bells, brake squeal) under
-    real backgrounds: without them generated sirens teach "anything tonal is a siren".
+    real backgrounds: without them generated sirens teach "anything tonal is a siren". `generated_negatives`
+    are generated roadside beds (traffic with engine pass-bys, and wind): without enough of them a model
+    trained with SpecAugment scored the generated street itself up to 0.86.
     """
 
     copies_per_positive: int = 2
@@ -151,8 +153,7 @@ def _negatives(real: Examples, rng: np.random.Generator, plan: AugmentPlan, spec
         clip_ids.append(real.clip_ids[index])
         datasets.append(real.datasets[index])
     for _ in range(plan.generated_negatives):
-        traffic = generate_traffic(spec.window, rng, spec.sample_rate)
-        windows.append(augment_negative(traffic, rng, spec.sample_rate))
+        windows.append(augment_negative(roadside_noise(spec.window, rng, spec.sample_rate), rng, spec.sample_rate))
         groups.append(frozenset())
         kinds.append("generated_neg")
         clip_ids.append(-1)

@@ -164,6 +164,8 @@ ARCHITECTURES: dict[str, Architecture] = {
                      "log-mel 64 -> depthwise-separable CNN, width 24"),
         Architecture("dscnn_m_window", LOGMEL_64_WINDOW, dscnn_builder(24, DSCNN_BLOCKS), False,
                      "log-mel 64, each window standardised -> depthwise-separable CNN, width 24"),
+        Architecture("dscnn_m_sa", LOGMEL_64, dscnn_builder(24, DSCNN_BLOCKS, spec_augment=True), False,
+                     "log-mel 64, SpecAugment while training -> depthwise-separable CNN, width 24"),
         Architecture("dscnn_m_window_sa", LOGMEL_64_WINDOW, dscnn_builder(24, DSCNN_BLOCKS, spec_augment=True),
                      False, "log-mel 64, each window standardised, SpecAugment while training -> "
                      "depthwise-separable CNN, width 24"),
