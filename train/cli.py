@@ -51,8 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="YAMNet .tflite to score as the baseline on the same folds (never shipped)")
     parser.add_argument("--teacher-weight", type=float,
                         help="share of YAMNet's score in real windows' targets (needs --yamnet; default 0). "
-                             "urban: with --yamnet the model is cross-validated with this weight (default 0.5) "
-                             "and without, and the better one is shipped")
+                             "urban: the share of a logistic regression on YAMNet's embeddings in every training "
+                             "window's targets; with --yamnet the model is cross-validated with this weight "
+                             "(default 0.5) and without, and the better one is shipped")
     parser.add_argument("--augment-copies", type=int, default=1,
                         help="urban: augmented copies of each real training window (default 1)")
     parser.add_argument("--hard-negative-weight", type=float, default=1.0,

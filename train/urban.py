@@ -276,7 +276,7 @@ def embedding_head_scores(data: UrbanData) -> np.ndarray:
 @dataclass(frozen=True)
 class Variant:
     """One model to cross-validate: an architecture, trained as the tutorials (real windows, hard labels)
-    or as ours (real + augmented windows, optionally with YAMNet's soft targets on real windows)."""
+    or as ours (real + augmented windows, optionally with the YAMNet-embedding head's soft targets)."""
 
     name: str
     arch: Architecture
