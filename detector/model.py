@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,8 +144,11 @@ def _native_stderr_silenced() -> Iterator[None]:
             os.close(saved)
 
 
-def make_interpreter(model_path: Path, num_threads: int = 1) -> Any:
-    """LiteRT's interpreter, else tflite_runtime's, else TensorFlow's (imported only as a last resort)."""
+def make_interpreter(model_path: Path, num_threads: int = 1, keep_all_tensors: bool = False) -> Any:
+    """LiteRT's interpreter, else tflite_runtime's, else TensorFlow's (imported only as a last resort).
+
+    `keep_all_tensors` keeps intermediate tensors readable after `invoke` (more memory; training only).
+    """
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
@@ -156,8 +160,10 @@ def make_interpreter(model_path: Path, num_threads: int = 1) -> Any:
             except ImportError:
                 raise ModelError("no TFLite interpreter installed: pip install ai-edge-litert") from None
     try:
-        with _native_stderr_silenced():
-            interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
+        with _native_stderr_silenced(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # LiteRT: keep_all_tensors is "for debugging"
+            interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads,
+                                      **({"experimental_preserve_all_tensors": True} if keep_all_tensors else {}))
             interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -62,14 +62,14 @@ class YamnetTagger:
     """YAMNet's 521 AudioSet scores for 16 kHz mono float32 audio in [-1, 1]."""
 
     def __init__(self, model_path: str | Path, class_map_path: str | Path | None = None,
-                 num_threads: int = 1) -> None:
+                 num_threads: int = 1, keep_all_tensors: bool = False) -> None:
         self.path = Path(model_path)
         if not self.path.is_file():
             raise ModelError(f"{self.path}: YAMNet model file not found")
         self.class_names = read_class_names(Path(class_map_path)) if class_map_path is not None else ()
         # The shipped YAMNet tflite has a static [1, 15600] input: resizing it fails in XNNPACK, so one
         # invoke per frame is the only way (about 2.5 ms each on one core).
-        self._interpreter = make_interpreter(self.path, num_threads)
+        self._interpreter = make_interpreter(self.path, num_threads, keep_all_tensors)
         input_details = self._interpreter.get_input_details()
         if len(input_details) != 1 or list(input_details[0]["shape"]) != [1, FRAME_SAMPLES]:
             raise ModelError(f"{self.path}: input is not one [1, {FRAME_SAMPLES}] waveform; not YAMNet")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import hashlib
 import json
 import time
 from collections.abc import Sequence
@@ -34,7 +33,7 @@ from train.fit import FitSettings, fit_model, predict, standardised_recipe
 from train.models import ARCHITECTURES, Architecture, count_macs
 from train.pipeline import _standardise, raw_recipe, write_report
 from train.tune_tracker import replay
-from train.yamnet_teacher import cross_fitted_probabilities, embed_windows, fit_head, head_probabilities
+from train.yamnet_teacher import cross_fitted_probabilities, fit_head, head_probabilities, yamnet_outputs
 
 URBAN_LABELS: tuple[str, ...] = tuple(URBAN_CLASSES)  # alphabetical, the card's label order
 SESA_ALARMS = frozenset({"test_siren_097", "test_siren_099", "train_siren_057", "train_siren_061",
@@ -215,27 +214,12 @@ def load_urban_data(config: UrbanConfig, spec: WindowSpec) -> UrbanData:
     augmented = augment_urban(real, config.augment_copies, config.seed, spec.sample_rate)
     data = UrbanData(real, window_fold, real.clip_ids, clips, test_folds, partial, augmented)
     if config.yamnet_path:
-        data.yamnet = yamnet_urban_scores(config, data)
-        data.embeddings = embed_windows(config.yamnet_path, data.real.windows, config.report_dir, "real windows")
+        data.yamnet, data.embeddings = yamnet_outputs(config.yamnet_path, data.real.windows, config.report_dir,
+                                                      "real windows")
         if len(data.augmented):
-            data.augmented_embeddings = embed_windows(config.yamnet_path, data.augmented.windows,
-                                                      config.report_dir, "augmented windows")
+            _, data.augmented_embeddings = yamnet_outputs(config.yamnet_path, data.augmented.windows,
+                                                          config.report_dir, "augmented windows")
     return data
-
-
-def yamnet_urban_scores(config: UrbanConfig, data: UrbanData) -> np.ndarray:
-    """YAMNet's ten urban scores per real window, cached in the report folder by the windows' content."""
-    from detector.yamnet import YamnetTagger
-
-    key = hashlib.sha256(np.ascontiguousarray(data.real.windows[:, ::97]).tobytes()).hexdigest()[:16]
-    cache = config.report_dir / f"yamnet_urban_{key}.npy"
-    if cache.exists():
-        return np.load(cache)
-    tagger = YamnetTagger(config.yamnet_path)
-    scores = np.array([tagger.urban_scores(tagger.window_scores(w))
-                       for w in tqdm(data.real.windows, desc="YAMNet on real windows", unit="win")], np.float32)
-    np.save(cache, scores)
-    return scores
 
 
 def blend_targets(labels: np.ndarray, teacher: np.ndarray | None, weight: float) -> np.ndarray:

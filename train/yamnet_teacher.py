@@ -4,13 +4,12 @@ YAMNet's AudioSet scores mapped onto the ten urban classes (`detector.yamnet.URB
 slice accuracy on the held-out folds here; a logistic regression on its 1024-d embeddings (the pooled layer
 under those scores), fitted on the training fold only, reaches 67 %. That regression, not YAMNet's own
 head, is what the student learns from. Training time only: the embeddings are read from an intermediate
-tensor, which needs LiteRT's debugging option to keep every tensor, so nothing here belongs on the Pi.
+tensor, which needs the interpreter to keep every tensor (more memory), so nothing here belongs on the Pi.
 """
 
 from __future__ import annotations
 
 import hashlib
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,53 +21,52 @@ from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
 from detector.errors import ModelError
-from detector.yamnet import FRAME_SAMPLES, frame_offsets
+from detector.yamnet import FRAME_SAMPLES, YamnetTagger, frame_offsets
 
 EMBEDDING_TENSOR = "global_average_pooling2d/Mean"  # YAMNet's (1, 1024) pooled features
 REGULARISATION_C = 0.01  # best of 0.01 / 0.1 / 1 on both held-out folds (67.1 % at 0.1, 67.6 % at 0.01)
 CROSS_FIT_SPLITS = 5
 
 
-class YamnetEmbedder:
-    """YAMNet's 1024-d embedding of a window: the mean over the frames that span it."""
+class YamnetEmbedder(YamnetTagger):
+    """YAMNet with its embeddings readable: one invoke per frame gives both the scores and the embedding."""
 
     def __init__(self, model_path: Path) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
-        self.path = model_path
-        with warnings.catch_warnings():  # "intended for debugging": training time is where it is used
-            warnings.simplefilter("ignore", UserWarning)
-            self._interpreter = Interpreter(model_path=str(model_path), num_threads=1,
-                                            experimental_preserve_all_tensors=True)
-        self._interpreter.allocate_tensors()
-        self._input_index = self._interpreter.get_input_details()[0]["index"]
+        super().__init__(model_path, keep_all_tensors=True)
         found = [d["index"] for d in self._interpreter.get_tensor_details()
                  if d["name"].endswith(EMBEDDING_TENSOR) and list(d["shape"]) == [1, 1024]]
         if len(found) != 1:
             raise ModelError(f"{model_path}: no (1, 1024) tensor named *{EMBEDDING_TENSOR}; not YAMNet")
         self._embedding_index = found[0]
 
-    def embed(self, window: np.ndarray) -> np.ndarray:
-        frames = []
+    def window_outputs(self, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(521,) scores, the max over the frames spanning the window (as `window_scores`), and the (1024,)
+        embedding, their mean."""
+        scores, embeddings = [], []
         for offset in frame_offsets(len(window)):
-            frame = window[offset : offset + FRAME_SAMPLES].astype(np.float32, copy=False)
-            self._interpreter.set_tensor(self._input_index, frame[None, :])
-            self._interpreter.invoke()
-            frames.append(self._interpreter.get_tensor(self._embedding_index)[0].copy())
-        return np.mean(frames, axis=0)
+            scores.append(self.frame_scores(window[offset : offset + FRAME_SAMPLES]))
+            embeddings.append(self._interpreter.get_tensor(self._embedding_index)[0].copy())
+        return np.max(scores, axis=0), np.mean(embeddings, axis=0)
 
 
-def embed_windows(model_path: Path, windows: np.ndarray, cache_dir: Path, what: str) -> np.ndarray:
-    """(n, 1024) embeddings of `windows`, cached in `cache_dir` by the windows' content."""
+def yamnet_outputs(model_path: Path, windows: np.ndarray, cache_dir: Path, what: str
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """YAMNet's (n, 10) urban scores (the off-the-shelf baseline) and (n, 1024) embeddings (the teacher's
+    input) of `windows` in one pass, cached in `cache_dir` by the windows' content."""
     key = hashlib.sha256(np.ascontiguousarray(windows[:, ::97]).tobytes()).hexdigest()[:16]
-    cache = cache_dir / f"yamnet_embeddings_{key}.npy"
+    cache = cache_dir / f"yamnet_{key}.npz"
     if cache.exists():
-        return np.load(cache)
+        saved = np.load(cache)
+        return saved["urban"], saved["embeddings"]
     embedder = YamnetEmbedder(model_path)
-    embeddings = np.array([embedder.embed(w) for w in tqdm(windows, desc=f"YAMNet embeddings of {what}",
-                                                             unit="win")], np.float32)
-    np.save(cache, embeddings)
-    return embeddings
+    urban, embeddings = [], []
+    for window in tqdm(windows, desc=f"YAMNet on {what}", unit="win"):
+        scores, embedding = embedder.window_outputs(window)
+        urban.append(YamnetTagger.urban_scores(scores))
+        embeddings.append(embedding)
+    result = np.array(urban, np.float32), np.array(embeddings, np.float32)
+    np.savez(cache, urban=result[0], embeddings=result[1])
+    return result
 
 
 def fit_head(embeddings: np.ndarray, labels: np.ndarray) -> Pipeline:
