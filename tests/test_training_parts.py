@@ -173,3 +173,40 @@ def test_a_saved_cross_validation_is_reused_only_with_the_same_epochs(tmp_path: 
         reused_cross_validation(tmp_path, "m", dataclasses.replace(config, fit=FitSettings(epochs=5)), 2, {})
     with pytest.raises(DetectorError, match="no saved"):
         reused_cross_validation(tmp_path, "other", config, 2, {})
+
+
+def test_siren_teacher_softens_only_real_windows_and_marks_the_hard_negatives() -> None:
+    """The embedding-head teacher on two clusters of 'YAMNet embeddings': one non-siren recording sounds like
+    the sirens (the hard negative); generated windows after the real ones keep their hard labels."""
+    from train.examples import Examples
+    from train.fit import FitSettings
+    from train.pipeline import FoldData, _teacher_targets
+
+    rng = np.random.default_rng(1)
+    centres = rng.normal(0, 1, (2, 32)) * 3
+    labels, groups, embeddings = [], [], []
+    for recording in range(24):
+        label = int(recording < 8)  # eight siren recordings, sixteen others
+        sounds_like = 1 if recording == 8 else label  # recording 8: a non-siren that sounds like a siren
+        for _ in range(4):
+            embeddings.append(centres[sounds_like] + rng.normal(0, 1, 32))
+            labels.append(label)
+            groups.append(frozenset({f"r{recording}"}))
+    n = len(labels)
+    real = Examples(np.zeros((n, 4), np.float32), np.array(labels), tuple(groups), np.full(n, "real"),
+                    np.arange(n), np.full(n, "test"))
+    data = FoldData(real, real, np.zeros(n, int), {}, 1.0, None, np.array(embeddings, np.float32))
+    generated = np.array([1, 1, 0])
+    all_labels = np.concatenate([real.labels, generated])
+    settings = FitSettings(teacher_weight=0.5, hard_negative_weight=3.0)
+    targets, weights = _teacher_targets(data, np.ones(n, bool), all_labels, settings)
+    assert targets is not None and weights is not None
+    assert np.allclose(targets.sum(axis=1), 1)
+    assert np.array_equal(targets[n:], np.eye(2, dtype=np.float32)[generated]) and np.all(weights[n:] == 1)
+    siren_target = targets[:n, 1]
+    real_labels = real.labels.astype(bool)
+    assert siren_target[real_labels].min() > 0.5 and siren_target[~real_labels].max() <= 0.5
+    assert siren_target[~real_labels].max() > 0.3  # the hard negative's target is pulled towards siren
+    hard = np.flatnonzero(weights[:n] == 3.0)
+    assert len(hard) and {groups[i] for i in hard} == {frozenset({"r8"})}
+    assert _teacher_targets(data, np.ones(n, bool), all_labels, FitSettings()) == (None, None)

@@ -50,14 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--yamnet", type=Path, default=os.environ.get("SIREN_YAMNET"),
                         help="YAMNet .tflite to score as the baseline on the same folds (never shipped)")
     parser.add_argument("--teacher-weight", type=float,
-                        help="share of YAMNet's score in real windows' targets (needs --yamnet; default 0). "
-                             "urban: the share of a logistic regression on YAMNet's embeddings in every training "
-                             "window's targets; with --yamnet the model is cross-validated with this weight "
-                             "(default 0.5) and without, and the better one is shipped")
+                        help="share of the teacher (a logistic regression on YAMNet's embeddings, cross-fitted "
+                             "on the training windows) in the targets: emergency: real windows only (needs "
+                             "--yamnet; default 0); urban: every training window, and with --yamnet the model is "
+                             "cross-validated with this weight (default 0.5) and without, the better one shipped")
     parser.add_argument("--augment-copies", type=int, default=1,
                         help="urban: augmented copies of each real training window (default 1)")
     parser.add_argument("--hard-negative-weight", type=float, default=1.0,
-                        help="loss weight of real non-siren windows YAMNet scores >= 0.2 (needs --yamnet)")
+                        help="loss weight of real non-siren windows the teacher scores >= 0.2 (needs --yamnet)")
     parser.add_argument("--mine-epochs", type=int, default=0,
                         help="last N of --epochs continue with the real non-siren training windows the model "
                              "scores highest up-weighted (two-pass hard-negative mining; default 0 = off)")

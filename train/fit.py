@@ -15,8 +15,8 @@ from train.models import Architecture
 
 @dataclass(frozen=True)
 class FitSettings:
-    """`teacher_weight`: share of YAMNet's score in the targets of real windows (0 = hard labels only);
-    `hard_negative_weight`: loss weight of real non-siren windows that YAMNet scores as sirens;
+    """`teacher_weight`: share of the teacher's score in the targets of real windows (0 = hard labels only);
+    `hard_negative_weight`: loss weight of real non-siren windows that the teacher scores as sirens;
     `label_smoothing` keeps the softmax off 0 and 1, where int8 outputs (steps of 1/256) cannot rank;
     `mine_epochs` > 0: the last `mine_epochs` of `epochs` continue (same learning-rate schedule) with the
     `mine_fraction` of real non-siren training windows the model itself scores highest weighted by

@@ -19,12 +19,14 @@ import numpy as np
 
 from detector.features import FeatureRecipe
 from detector.windows import WindowSpec
+from detector.yamnet import URBAN_CLASSES
 from train.datasets import EMERGENCY, NON_EMERGENCY, Clip, binary_label
 from train.evaluate import assign_folds, evaluate_at_budget, plot_report
 from train.examples import AugmentPlan, Examples, augment, features_of, load_real_windows
 from train.fit import FitSettings, fit_model, hard_negative_factors, predict, standardised_recipe
 from train.models import ARCHITECTURES, Architecture, count_macs
 from train.street import StreetSet, make_street_set
+from train.yamnet_teacher import cross_fitted_probabilities, yamnet_outputs
 
 LABELS = (NON_EMERGENCY, EMERGENCY)
 
@@ -57,7 +59,7 @@ def _standardise(features: np.ndarray, recipe: Any) -> np.ndarray:
     return features
 
 
-HARD_NEGATIVE_SCORE = 0.2  # YAMNet siren score above which a real non-siren window counts as hard
+HARD_NEGATIVE_SCORE = 0.2  # teacher siren score above which a real non-siren window counts as hard
 
 
 @dataclass
@@ -67,7 +69,8 @@ class FoldData:
     window_fold: np.ndarray
     fold_of_group: dict[str, int]
     negative_hours: float
-    yamnet_scores: np.ndarray | None = None  # YAMNet's siren score per real window: teacher and baseline
+    yamnet_scores: np.ndarray | None = None  # YAMNet's siren score per real window: the baseline
+    yamnet_embeddings: np.ndarray | None = None  # (windows, 1024) YAMNet embeddings: the teacher's input
     feature_cache: dict[Any, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
     def raw_features(self, recipe: FeatureRecipe, with_augmented: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -123,15 +126,19 @@ def _train(arch: Architecture, real_features: np.ndarray, aug_features: np.ndarr
 
 def _teacher_targets(data: FoldData, real_mask: np.ndarray, labels: np.ndarray, settings: FitSettings
                      ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """YAMNet's help, on real audio only: softened targets and up-weighted hard negatives.
+    """The teacher's help, on real audio only: softened targets and up-weighted hard negatives.
 
-    Generated and mixed windows keep hard labels: YAMNet scores generated two-tone sirens near zero and
-    would teach that they are weak evidence.
+    The teacher is a logistic regression on YAMNet's embeddings (`train.yamnet_teacher`), cross-fitted on
+    the split's real training windows so each window's target comes from a head that never saw its
+    recording. Generated and mixed windows keep hard labels: YAMNet scores generated two-tone sirens near
+    zero and would teach that they are weak evidence.
     """
-    if data.yamnet_scores is None or (settings.teacher_weight == 0 and settings.hard_negative_weight == 1):
+    if data.yamnet_embeddings is None or (settings.teacher_weight == 0 and settings.hard_negative_weight == 1):
         return None, None
     n_real = int(real_mask.sum())
-    teacher = data.yamnet_scores[real_mask]
+    groups = ["|".join(sorted(data.real.groups[i])) for i in np.flatnonzero(real_mask)]
+    teacher = cross_fitted_probabilities(data.yamnet_embeddings[real_mask], labels[:n_real], groups,
+                                         len(LABELS))[:, 1]
     targets = np.eye(len(LABELS), dtype=np.float32)[labels]
     alpha = settings.teacher_weight
     targets[:n_real, 1] = (1 - alpha) * labels[:n_real] + alpha * teacher
@@ -208,13 +215,13 @@ def load_data(config: PipelineConfig, spec: WindowSpec) -> FoldData:
     fold_of_group = assign_folds(groups, us8k, config.folds)
     window_fold = np.array([fold_of_group[next(iter(g))] for g in real.groups])
     negative_hours = float((real.labels == 0).sum()) * spec.hop / spec.sample_rate / 3600
-    yamnet_scores = None
+    yamnet_scores = yamnet_embeddings = None
     if config.yamnet_path:
-        from detector.yamnet import YamnetTagger
-        from train.baseline import yamnet_siren_scores
-
-        yamnet_scores = yamnet_siren_scores(YamnetTagger(config.yamnet_path), real.windows, "YAMNet on real windows")
-    return FoldData(real, augmented, window_fold, fold_of_group, negative_hours, yamnet_scores)
+        config.report_dir.mkdir(parents=True, exist_ok=True)
+        urban, yamnet_embeddings = yamnet_outputs(config.yamnet_path, real.windows, config.report_dir,
+                                                  "real windows")
+        yamnet_scores = urban[:, list(URBAN_CLASSES).index("siren")]  # its emergency classes' maximum
+    return FoldData(real, augmented, window_fold, fold_of_group, negative_hours, yamnet_scores, yamnet_embeddings)
 
 
 def evaluate_scores(name: str, scores: np.ndarray, data: FoldData, config: PipelineConfig,

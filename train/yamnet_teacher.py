@@ -1,10 +1,12 @@
-"""A stronger YAMNet teacher for the urban model: a logistic regression on YAMNet's embeddings.
+"""A stronger YAMNet teacher: a logistic regression on YAMNet's embeddings, for both models.
 
 YAMNet's AudioSet scores mapped onto the ten urban classes (`detector.yamnet.URBAN_CLASSES`) reach 62.9 %
 slice accuracy on the held-out folds here; a logistic regression on its 1024-d embeddings (the pooled layer
-under those scores), fitted on the training fold only, reaches 67 %. That regression, not YAMNet's own
-head, is what the student learns from. Training time only: the embeddings are read from an intermediate
-tensor, which needs the interpreter to keep every tensor (more memory), so nothing here belongs on the Pi.
+under those scores), fitted on the training fold only, reaches 67 %. For sirens the same head on two labels
+reaches ROC AUC 0.987 in the emergency CV, against 0.970 for YAMNet's own emergency classes. That
+regression, not YAMNet's own head, is what the students learn from. Training time only: the embeddings are
+read from an intermediate tensor, which needs the interpreter to keep every tensor (more memory), so
+nothing here belongs on the Pi.
 """
 
 from __future__ import annotations
