@@ -166,14 +166,14 @@ def test_teacher_is_cross_fitted_so_a_mislabelled_recording_gets_an_honest_guess
             for _ in range(5):
                 embeddings.append(centres[cls] + rng.normal(0, 1, 16))
                 labels.append((cls + 1) % 3 if wrong else cls)
-                groups.append(f"{cls}-{recording}")
+                groups.append(frozenset({f"{cls}-{recording}"}))
     x, y = np.array(embeddings, np.float32), np.array(labels)
     probs = cross_fitted_probabilities(x, y, groups, 4)  # label 3 never occurs: its column is 0
     assert probs.shape == (len(y), 4) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
     assert np.all(probs[:, 3] == 0)
     sound = np.repeat(np.arange(3), 40)
     assert np.mean(probs.argmax(axis=1) == sound) > 0.95
-    mislabelled = np.array([g.endswith("-0") for g in groups])
+    mislabelled = np.array([next(iter(g)).endswith("-0") for g in groups])
     assert np.all(probs[mislabelled].argmax(axis=1) == sound[mislabelled])
     in_sample = head_probabilities(fit_head(x, y), x[mislabelled], 4)
     assert in_sample[np.arange(15), y[mislabelled]].mean() > probs[mislabelled, y[mislabelled]].mean()

@@ -136,7 +136,7 @@ def _teacher_targets(data: FoldData, real_mask: np.ndarray, labels: np.ndarray, 
     if data.yamnet_embeddings is None or (settings.teacher_weight == 0 and settings.hard_negative_weight == 1):
         return None, None
     n_real = int(real_mask.sum())
-    groups = ["|".join(sorted(data.real.groups[i])) for i in np.flatnonzero(real_mask)]
+    groups = [data.real.groups[i] for i in np.flatnonzero(real_mask)]
     teacher = cross_fitted_probabilities(data.yamnet_embeddings[real_mask], labels[:n_real], groups,
                                          len(LABELS))[:, 1]
     targets = np.eye(len(LABELS), dtype=np.float32)[labels]
@@ -276,6 +276,7 @@ def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
         from train.baseline import yamnet_report
 
         results["models"]["yamnet"] = yamnet_report(config, data, street, evaluate_scores)
+        np.save(config.report_dir / "yamnet_oof.npy", data.yamnet_scores)  # what tune_tracker --confirm reads
         write_report(results, config.report_dir)
     if config.ship and config.out_model:
         from train.ship import update_card_evaluation

@@ -238,7 +238,7 @@ def teacher_probabilities(data: UrbanData, real_mask: np.ndarray, aug_mask: np.n
     assert data.embeddings is not None
     n_labels = len(URBAN_LABELS)
     labels = data.real.labels[real_mask]
-    groups = ["|".join(sorted(data.real.groups[i])) for i in np.flatnonzero(real_mask)]
+    groups = [data.real.groups[i] for i in np.flatnonzero(real_mask)]
     real = cross_fitted_probabilities(data.embeddings[real_mask], labels, groups, n_labels)
     if data.augmented_embeddings is None or not aug_mask.any():
         return real, np.zeros((0, n_labels), np.float32)

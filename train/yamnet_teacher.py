@@ -85,13 +85,15 @@ def head_probabilities(head: Pipeline, embeddings: np.ndarray, n_labels: int) ->
     return out
 
 
-def cross_fitted_probabilities(embeddings: np.ndarray, labels: np.ndarray, groups: Sequence[str],
+def cross_fitted_probabilities(embeddings: np.ndarray, labels: np.ndarray, groups: Sequence[frozenset[str]],
                                n_labels: int) -> np.ndarray:
-    """The head's probabilities for each window from a head that never saw its recording: the targets a
-    student learns on its training windows are then the teacher's honest guesses, not its memory."""
+    """The head's probabilities for each window from a head that never saw its recordings (`groups`: the
+    recordings each window contains, as `Examples.groups`): the targets a student learns on its training
+    windows are then the teacher's honest guesses, not its memory."""
     out = np.zeros((len(labels), n_labels), np.float32)
-    splits = min(CROSS_FIT_SPLITS, len(set(groups)))
-    for fit_rows, apply_rows in GroupKFold(splits).split(embeddings, labels, list(groups)):
+    keys = ["|".join(sorted(recordings)) for recordings in groups]
+    splits = min(CROSS_FIT_SPLITS, len(set(keys)))
+    for fit_rows, apply_rows in GroupKFold(splits).split(embeddings, labels, keys):
         head = fit_head(embeddings[fit_rows], labels[fit_rows])
         out[apply_rows] = head_probabilities(head, embeddings[apply_rows], n_labels)
     return out
