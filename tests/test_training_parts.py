@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from detector.events import EventRule, active_runs
-from train.datasets import DatasetError, load_dataset, load_urbansound8k
+from train.datasets import DatasetError, load_dataset, load_datasets, load_urbansound8k
 from train.evaluate import assign_folds, choose_threshold, false_events, roc_auc
 
 RATE = 16000
@@ -50,6 +50,21 @@ def test_split_never_puts_two_slices_of_one_recording_on_both_sides(tmp_path: Pa
         train_groups = {c.group for c in clips if folds[c.group] != test_fold}
         assert not test_groups & train_groups
     assert folds["us8k-fs100"] == 0 and folds["us8k-fs101"] == 1 and folds["us8k-fs102"] == 2
+
+
+def test_a_freesound_recording_cut_by_two_datasets_is_one_group_in_its_official_fold(tmp_path: Path) -> None:
+    """ESC-50 cut two of its car horns from UrbanSound8K fold-1 recordings: one recording, one side."""
+    build_us8k(tmp_path / "us8k")
+    write_clip(tmp_path / "esc50" / "dog" / "4-101-A-0.wav")
+    write_clip(tmp_path / "esc50" / "rain" / "4-999-A-17.wav")
+    (tmp_path / "index.csv").write_text("path,label,group,dataset\n"
+                                        "esc50/dog/4-101-A-0.wav,dog,esc50-fs101,esc50\n"
+                                        "esc50/rain/4-999-A-17.wav,rain,esc50-fs999,esc50\n")
+    clips = load_datasets([tmp_path / "index.csv", tmp_path / "us8k"])  # the ESC-50 clips come first
+    groups = {clip.path.name: clip.group for clip in clips}
+    assert groups["4-101-A-0.wav"] == "us8k-fs101" and groups["4-999-A-17.wav"] == "esc50-fs999"
+    folds = assign_folds([c.group for c in clips], [c.fold for c in clips], k=3)
+    assert folds["us8k-fs101"] == 1  # UrbanSound8K's fold 2, although the ESC-50 clip was listed first
 
 
 def test_missing_slices_are_reported(tmp_path: Path) -> None:

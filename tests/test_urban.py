@@ -108,6 +108,16 @@ def test_leave_one_fold_out_keeps_each_recording_on_one_side(tmp_path: Path) -> 
         assert train[folds == 3].all()  # the incomplete fold always trains
 
 
+def test_an_extra_cut_from_a_held_out_recording_sits_that_split_out() -> None:
+    window_fold = np.array([1, 1, 2, 2, 0, 0])
+    groups = tuple(frozenset({g}) for g in ("us8k-fs1", "us8k-fs1", "us8k-fs2", "us8k-fs2", "us8k-fs1", "esc50-fs9"))
+    train, test = leave_one_fold_out(window_fold, groups, 1)
+    assert test.tolist() == [True, True, False, False, False, False]
+    assert train.tolist() == [False, False, True, True, False, True]  # the fs1 extra waits for fold 2's split
+    train, _test = leave_one_fold_out(window_fold, groups, 2)
+    assert train.tolist() == [True, True, False, False, True, True]
+
+
 def test_split_fails_when_a_recording_spans_two_folds(tmp_path: Path) -> None:
     build_tree(tmp_path, fs_in_two_folds=True)
     clips = load_urbansound8k(tmp_path)

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from detector.errors import DetectorError
-from train.datasets import load_dataset
+from train.datasets import load_datasets
 from train.examples import AugmentPlan
 from train.fit import FitSettings
 from train.models import ARCHITECTURES
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from train.pipeline import PipelineConfig, run_pipeline
 
-        clips = tuple(clip for source in args.data for clip in load_dataset(source, args.label_column))
+        clips = tuple(load_datasets(args.data, args.label_column))
         config = PipelineConfig(
             clips=clips, report_dir=args.report, architectures=names, ship=args.ship, out_model=args.out,
             folds=args.folds, budget_per_hour=args.false_events_per_hour,
@@ -139,7 +139,7 @@ def _urban(args: argparse.Namespace, names: tuple[str, ...]) -> int:
     try:
         from train.urban import UrbanConfig, run_urban
 
-        clips = tuple(clip for source in args.data for clip in load_dataset(source, args.label_column))
+        clips = tuple(load_datasets(args.data, args.label_column))
         run_urban(UrbanConfig(
             clips=clips, report_dir=args.report, architectures=names, ship=args.ship,
             out_model=None if args.no_ship else args.out,

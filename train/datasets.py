@@ -7,6 +7,9 @@ for UrbanSound8K, the official `fold`; splits are made on those, never on window
 from __future__ import annotations
 
 import csv
+import dataclasses
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +19,7 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 EMERGENCY = "emergency"
 NON_EMERGENCY = "non_emergency"
 SIREN_LABELS = frozenset({"siren", "emergency", "ambulance", "firetruck", "fire_truck", "police"})
+FREESOUND_GROUP = re.compile(r"^(?:esc50|us8k)-fs(?P<id>\d+)$")  # ESC-50's and UrbanSound8K's group keys
 
 
 class DatasetError(DetectorError):
@@ -99,6 +103,30 @@ def load_urbansound8k(root: Path) -> list[Clip]:
     if missing:
         raise DatasetError(f"{root}: {len(missing)} slices listed in the metadata are missing, e.g. {missing[0]}")
     return clips
+
+
+def merge_freesound_recordings(clips: Sequence[Clip]) -> list[Clip]:
+    """One Freesound recording, one group, whichever dataset cut it.
+
+    ESC-50 and UrbanSound8K both cut their clips from Freesound, and their group keys (`esc50-fsN`,
+    `us8k-fsN`) keep the datasets apart, yet two of the ESC-50 car horns here are fold-1 UrbanSound8K
+    recordings. Every clip of a Freesound id takes the UrbanSound8K group where there is one, so the
+    official fold decides its side of every split.
+    """
+    group_of_id: dict[str, str] = {}
+    for clip in sorted(clips, key=lambda c: c.fold is None):  # UrbanSound8K slices (with folds) first
+        if match := FREESOUND_GROUP.match(clip.group):
+            group_of_id.setdefault(match["id"], clip.group)
+    merged = []
+    for clip in clips:
+        match = FREESOUND_GROUP.match(clip.group)
+        merged.append(dataclasses.replace(clip, group=group_of_id[match["id"]]) if match else clip)
+    return merged
+
+
+def load_datasets(sources: Iterable[Path], label_column: str = "label") -> list[Clip]:
+    """Every source's clips, with recordings that several datasets share in one group."""
+    return merge_freesound_recordings([clip for source in sources for clip in load_dataset(source, label_column)])
 
 
 def load_dataset(source: Path, label_column: str = "label") -> list[Clip]:

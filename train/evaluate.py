@@ -19,14 +19,15 @@ from detector.events import EventRule, active_runs
 
 
 def assign_folds(groups: Sequence[str], us8k_folds: Sequence[int | None], k: int) -> dict[str, int]:
-    """Group -> CV fold: UrbanSound8K keeps its official folds whole, other groups go by a stable hash."""
-    assignment: dict[str, int] = {}
-    for group, us8k_fold in zip(groups, us8k_folds, strict=True):
-        if group in assignment:
-            continue
-        if us8k_fold is not None:
-            assignment[group] = (us8k_fold - 1) % k
-        else:
+    """Group -> CV fold: UrbanSound8K keeps its official folds whole, other groups go by a stable hash.
+
+    A group with an UrbanSound8K slice follows that slice's fold even where a clip of another dataset
+    (an ESC-50 cut of the same Freesound recording) comes first.
+    """
+    assignment = {group: (us8k_fold - 1) % k
+                  for group, us8k_fold in zip(groups, us8k_folds, strict=True) if us8k_fold is not None}
+    for group in groups:
+        if group not in assignment:
             assignment[group] = int(hashlib.sha256(group.encode()).hexdigest(), 16) % k
     return assignment
 

@@ -173,6 +173,9 @@ ARCHITECTURES: dict[str, Architecture] = {
                      "log-mel 64 -> depthwise-separable CNN, width 32"),
         Architecture("dscnn_l_window", LOGMEL_64_WINDOW, dscnn_builder(32, DSCNN_BLOCKS), False,
                      "log-mel 64, each window standardised -> depthwise-separable CNN, width 32"),
+        Architecture("dscnn_l_window_sa", LOGMEL_64_WINDOW, dscnn_builder(32, DSCNN_BLOCKS, spec_augment=True),
+                     False, "log-mel 64, each window standardised, SpecAugment while training -> "
+                     "depthwise-separable CNN, width 32"),
     )
 }
 
