@@ -14,16 +14,21 @@ import soundfile as sf
 
 from detector.model import Classifier
 from detector.yamnet import URBAN_CLASSES
-from train.datasets import Clip, DatasetError, load_dataset, load_urbansound8k
+from train.datasets import Clip, DatasetError, load_dataset, load_datasets, load_urbansound8k
 from train.urban import (
     EXTRA_LABELS,
     URBAN_LABELS,
+    UrbanConfig,
     blend_targets,
     check_recordings_disjoint,
     extra_label,
     leave_one_fold_out,
+    load_transfer_windows,
+    load_urban_data,
     select_clips,
     split_folds,
+    teacher_probabilities,
+    transfer_mask_for,
 )
 from train.yamnet_teacher import cross_fitted_probabilities, fit_head, head_probabilities
 
@@ -155,6 +160,43 @@ def test_extras_never_become_test_slices(tmp_path: Path) -> None:
     assert all(c.fold is None for c in extras) and all(c.fold for c in us8k)
 
 
+def test_unlabelled_windows_come_from_unmapped_recordings_and_never_from_a_held_out_one(tmp_path: Path) -> None:
+    """The transfer set: ESC-50 rain and the SESA alarm (no urban label), one window each per recording; a rain
+    clip cut from fold 1's recording fs1000 waits for the split that holds fold 1 out to be over."""
+    from detector.windows import WindowSpec
+    from train.examples import features_of
+    from train.models import LOGMEL_64
+
+    build_tree(tmp_path / "us8k")
+    index = build_extras(tmp_path / "other")
+    sf.write(tmp_path / "other" / "esc50" / "rain" / "1-1000-A-10.wav",
+             class_audio("air_conditioner", 3.0, np.random.default_rng(2)), RATE)
+    with index.open("a") as rows:
+        rows.write("esc50/rain/1-1000-A-10.wav,esc50,rain,esc50-fs1000\n")
+    clips = tuple(load_datasets([tmp_path / "us8k", index]))
+    spec = WindowSpec.from_seconds(RATE, 2.0, 1.0)
+    transfer = load_transfer_windows(clips, spec, per_recording=1)
+    assert len(transfer) == 3 and set(transfer.labels) == {-1}  # rain, the alarm, the fs1000 rain: 3 s -> 1 each
+    assert sorted(transfer.datasets) == ["esc50", "esc50", "sesa"]
+    assert len(load_transfer_windows(clips, spec, per_recording=5)) == 6  # every window of the three
+
+    data = load_urban_data(UrbanConfig(clips=clips, report_dir=tmp_path / "report", augment_copies=0), spec)
+    data.transfer = transfer
+
+    def embed(windows: np.ndarray) -> np.ndarray:  # a stand-in for YAMNet: each window's mean log-mel
+        return features_of(windows, LOGMEL_64).mean(axis=1)
+
+    data.embeddings, data.transfer_embeddings = embed(data.real.windows), embed(transfer.windows)
+    holds_fs1000 = np.array([groups == {"us8k-fs1000"} for groups in transfer.groups])
+    assert holds_fs1000.sum() == 1
+    for held_out, expected in ((1, ~holds_fs1000), (2, np.ones(3, bool))):
+        train, _test = leave_one_fold_out(data.window_fold, data.real.groups, held_out)
+        mask = transfer_mask_for(data, train)
+        assert np.array_equal(mask, expected)
+        _real, _aug, taught = teacher_probabilities(data, train, np.zeros(0, bool), mask)
+        assert taught.shape == (mask.sum(), 10) and np.allclose(taught.sum(axis=1), 1, atol=1e-5)
+
+
 def test_blend_targets_mix_hard_labels_with_the_teacher() -> None:
     labels = np.array([0, 8])
     teacher = np.full((2, 10), 0.1, np.float32)
@@ -216,6 +258,15 @@ def test_siren_train_urban_end_to_end(tmp_path: Path) -> None:
     assert (report / "dscnn_s_confusion.png").is_file()
     probabilities = classifier.predict(np.zeros((2, 2 * RATE), np.float32))
     assert probabilities.shape == (2, 10)
+
+
+def test_transfer_windows_without_a_teacher_is_one_clear_error(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from train.cli import main
+
+    assert main(["--task", "urban", "--data", str(tmp_path), "--teacher-weight", "0", "--transfer-windows", "4"]) == 2
+    assert capsys.readouterr().err.strip() == ("siren-train: error: --transfer-windows needs --yamnet PATH and "
+                                               "--teacher-weight > 0 (and N >= 0)")
 
 
 def test_embedder_refuses_a_model_that_is_not_yamnet() -> None:

@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "cross-validated with this weight (default 0.5) and without, the better one shipped")
     parser.add_argument("--augment-copies", type=int, default=1,
                         help="urban: augmented copies of each real training window (default 1)")
+    parser.add_argument("--transfer-windows", type=int, default=0,
+                        help="urban with --yamnet: up to N windows of each recording that maps onto none of the "
+                             "ten classes train the teacher variant on the teacher's probabilities alone "
+                             "(distillation on unlabelled audio; default 0 = none)")
     parser.add_argument("--hard-negative-weight", type=float, default=1.0,
                         help="loss weight of real non-siren windows the teacher scores >= 0.2 (needs --yamnet)")
     parser.add_argument("--mine-epochs", type=int, default=0,
@@ -136,6 +140,10 @@ def _urban(args: argparse.Namespace, names: tuple[str, ...]) -> int:
     if args.augment_copies < 0 or not 0 <= args.teacher_weight <= 1:
         print("siren-train: error: need --augment-copies >= 0 and 0 <= --teacher-weight <= 1", file=sys.stderr)
         return 2
+    if args.transfer_windows < 0 or (args.transfer_windows and not (args.yamnet and args.teacher_weight > 0)):
+        print("siren-train: error: --transfer-windows needs --yamnet PATH and --teacher-weight > 0 (and N >= 0)",
+              file=sys.stderr)
+        return 2
     try:
         from train.urban import UrbanConfig, run_urban
 
@@ -144,7 +152,8 @@ def _urban(args: argparse.Namespace, names: tuple[str, ...]) -> int:
             clips=clips, report_dir=args.report, architectures=names, ship=args.ship,
             out_model=None if args.no_ship else args.out,
             fit=FitSettings(epochs=args.epochs, seed=args.seed), tutorial_epochs=args.tutorial_epochs,
-            augment_copies=args.augment_copies, teacher_weight=args.teacher_weight, yamnet_path=args.yamnet,
+            augment_copies=args.augment_copies, teacher_weight=args.teacher_weight,
+            transfer_per_recording=args.transfer_windows, yamnet_path=args.yamnet,
             reuse_cv=args.reuse_cv, seed=args.seed))
     except DetectorError as error:
         print(f"siren-train: error: {error}", file=sys.stderr)

@@ -89,6 +89,12 @@ def select_clips(clips: Sequence[Clip]) -> tuple[list[Clip], list[Clip]]:
     return list(us8k.values()), extras
 
 
+def unlabelled_clips(clips: Sequence[Clip]) -> list[Clip]:
+    """Recordings of the other datasets that map onto none of the ten classes (ESC-50's other 45 classes,
+    SESA casual and its alarms, EVSS traffic, background noise): the teacher's transfer set."""
+    return [clip for clip in clips if clip.dataset != "urbansound8k" and extra_label(clip) is None]
+
+
 def split_folds(us8k: Sequence[Clip]) -> tuple[list[int], list[int]]:
     """(complete folds, training-only folds): a fold is a test fold when it holds every class seen."""
     classes = {clip.label for clip in us8k}
@@ -141,6 +147,7 @@ class UrbanConfig:
     tutorial_epochs: int = 10
     augment_copies: int = 1
     teacher_weight: float = 0.5
+    transfer_per_recording: int = 0  # teacher variants: windows per unlabelled recording, teacher targets only
     yamnet_path: Path | None = None
     reuse_cv: Path | None = None
     representative_windows: int = 2000
@@ -159,6 +166,8 @@ class UrbanData:
     yamnet: np.ndarray | None = None  # (windows, 10) YAMNet's urban scores: the off-the-shelf baseline
     embeddings: np.ndarray | None = None  # (windows, 1024) YAMNet embeddings of the real windows: the teacher
     augmented_embeddings: np.ndarray | None = None  # and of the augmented windows
+    transfer: Examples | None = None  # windows of `unlabelled_clips`: what the teacher says is their only label
+    transfer_embeddings: np.ndarray | None = None
 
     @property
     def scored(self) -> np.ndarray:
@@ -209,13 +218,8 @@ def load_urban_data(config: UrbanConfig, spec: WindowSpec) -> UrbanData:
     labels = np.array([URBAN_LABELS.index(clips[i].label) for i in real.clip_ids])
     window_fold = np.array([int(clips[i].fold or 0) if i < len(us8k) else 0 for i in real.clip_ids])
     keep = (window_fold > 0) | (rms_dbfs(real.windows) > SILENT_POSITIVE_DBFS)  # silent extras teach nothing
-    for clip_id in np.unique(real.clip_ids[window_fold == 0]):
-        rows = np.flatnonzero(keep & (real.clip_ids == clip_id))
-        if len(rows) > MAX_EXTRA_WINDOWS:
-            keep[rows] = False
-            keep[rows[np.linspace(0, len(rows) - 1, MAX_EXTRA_WINDOWS).round().astype(int)]] = True
-    real = Examples(real.windows[keep], labels[keep], tuple(g for g, k in zip(real.groups, keep, strict=True) if k),
-                    real.kinds[keep], real.clip_ids[keep], real.datasets[keep])
+    keep = _evenly_spaced(keep, real.clip_ids, window_fold == 0, MAX_EXTRA_WINDOWS)
+    real = _subset(dataclasses.replace(real, labels=labels), keep)
     window_fold = window_fold[keep]
     augmented = augment_urban(real, config.augment_copies, config.seed, spec.sample_rate)
     data = UrbanData(real, window_fold, real.clip_ids, clips, test_folds, partial, augmented)
@@ -225,7 +229,41 @@ def load_urban_data(config: UrbanConfig, spec: WindowSpec) -> UrbanData:
         if len(data.augmented):
             _, data.augmented_embeddings = yamnet_outputs(config.yamnet_path, data.augmented.windows,
                                                           config.report_dir, "augmented windows")
+        if config.transfer_per_recording > 0 and config.teacher_weight > 0:
+            data.transfer = load_transfer_windows(config.clips, spec, config.transfer_per_recording)
+            _, data.transfer_embeddings = yamnet_outputs(config.yamnet_path, data.transfer.windows,
+                                                         config.report_dir, "unlabelled windows")
     return data
+
+
+def load_transfer_windows(clips: Sequence[Clip], spec: WindowSpec, per_recording: int) -> Examples:
+    """Up to `per_recording` audible windows, evenly spaced, of each unlabelled recording (label -1)."""
+    unlabelled = unlabelled_clips(clips)
+    if not unlabelled:
+        raise DatasetError("--transfer-windows: the data holds no recordings outside the ten classes")
+    windows = load_real_windows(unlabelled, spec, lambda _label: False)
+    keep = _evenly_spaced(rms_dbfs(windows.windows) > SILENT_POSITIVE_DBFS, windows.clip_ids,
+                          np.ones(len(windows), bool), per_recording)
+    transfer = _subset(dataclasses.replace(windows, labels=np.full(len(windows), -1)), keep)
+    print(f"{len(transfer)} unlabelled windows of {len(unlabelled)} recordings for the teacher", flush=True)
+    return transfer
+
+
+def _evenly_spaced(keep: np.ndarray, clip_ids: np.ndarray, capped: np.ndarray, cap: int) -> np.ndarray:
+    """`keep`, with at most `cap` evenly spaced windows of each clip among `capped`."""
+    keep = keep.copy()
+    for clip_id in np.unique(clip_ids[capped]):
+        rows = np.flatnonzero(keep & (clip_ids == clip_id))
+        if len(rows) > cap:
+            keep[rows] = False
+            keep[rows[np.linspace(0, len(rows) - 1, cap).round().astype(int)]] = True
+    return keep
+
+
+def _subset(examples: Examples, mask: np.ndarray) -> Examples:
+    return Examples(examples.windows[mask], examples.labels[mask],
+                    tuple(g for g, k in zip(examples.groups, mask, strict=True) if k), examples.kinds[mask],
+                    examples.clip_ids[mask], examples.datasets[mask])
 
 
 def blend_targets(labels: np.ndarray, teacher: np.ndarray | None, weight: float) -> np.ndarray:
@@ -236,20 +274,23 @@ def blend_targets(labels: np.ndarray, teacher: np.ndarray | None, weight: float)
     return ((1 - weight) * hard + weight * teacher).astype(np.float32)
 
 
-def teacher_probabilities(data: UrbanData, real_mask: np.ndarray, aug_mask: np.ndarray
-                          ) -> tuple[np.ndarray, np.ndarray]:
+def teacher_probabilities(data: UrbanData, real_mask: np.ndarray, aug_mask: np.ndarray, transfer_mask: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The embedding head's probabilities on a split's training windows: on real windows from heads that
-    never saw the window's recording (cross-fitted), on augmented ones from the head fitted on all of them.
-    Only the split's training windows are used, so the held-out fold never reaches the student."""
+    never saw the window's recording (cross-fitted), on augmented and unlabelled ones from the head fitted
+    on all of them. Only the split's training windows fit a head, so the held-out fold never reaches the
+    student."""
     assert data.embeddings is not None
     n_labels = len(URBAN_LABELS)
     labels = data.real.labels[real_mask]
     groups = [data.real.groups[i] for i in np.flatnonzero(real_mask)]
     real = cross_fitted_probabilities(data.embeddings[real_mask], labels, groups, n_labels)
-    if data.augmented_embeddings is None or not aug_mask.any():
-        return real, np.zeros((0, n_labels), np.float32)
     head = fit_head(data.embeddings[real_mask], labels)
-    return real, head_probabilities(head, data.augmented_embeddings[aug_mask], n_labels)
+    applied = []
+    for embeddings, mask in ((data.augmented_embeddings, aug_mask), (data.transfer_embeddings, transfer_mask)):
+        applied.append(head_probabilities(head, embeddings[mask], n_labels) if embeddings is not None and mask.any()
+                       else np.zeros((0, n_labels), np.float32))
+    return real, applied[0], applied[1]
 
 
 def embedding_head_scores(data: UrbanData) -> np.ndarray:
@@ -273,44 +314,65 @@ class Variant:
     augmented: bool
     teacher_weight: float
     epochs: int
+    transfer_per_recording: int = 0  # with a teacher: unlabelled windows per recording (0: none)
 
 
-def train_variant(variant: Variant, data: UrbanData, real_feats: np.ndarray, aug_feats: np.ndarray,
+def transfer_mask_for(data: UrbanData, real_mask: np.ndarray) -> np.ndarray:
+    """Unlabelled windows a split may train on: none cut from a recording of its held-out windows."""
+    if data.transfer is None:
+        return np.zeros(0, bool)
+    held_out = set().union(*(data.real.groups[i] for i in np.flatnonzero(~real_mask)))
+    return np.array([not groups & held_out for groups in data.transfer.groups], bool)
+
+
+def train_variant(variant: Variant, data: UrbanData, feats: tuple[np.ndarray, np.ndarray, np.ndarray],
                   real_mask: np.ndarray, config: UrbanConfig) -> tuple[Any, Any]:
+    """Fit one split: real windows, their augmentations made only of its training recordings, and with a
+    teacher the unlabelled windows, whose targets are the teacher's probabilities alone."""
+    real_feats, aug_feats, transfer_feats = feats
     aug_mask = np.zeros(len(data.augmented), bool)
     if variant.augmented and len(data.augmented):
         train_groups = set().union(*(data.real.groups[i] for i in np.flatnonzero(real_mask)))
         aug_mask = data.augmented.within(train_groups)
-    features = np.concatenate([real_feats[real_mask], aug_feats[aug_mask]]) if aug_mask.any() else real_feats[real_mask]
-    labels = np.concatenate([data.real.labels[real_mask], data.augmented.labels[aug_mask]])
+    use_teacher = variant.teacher_weight > 0 and data.embeddings is not None
+    with_transfer = use_teacher and variant.transfer_per_recording > 0
+    transfer_mask = transfer_mask_for(data, real_mask) if with_transfer else np.zeros(len(transfer_feats), bool)
     teacher_real = teacher_aug = None
-    if variant.teacher_weight > 0 and data.embeddings is not None:
-        teacher_real, teacher_aug = teacher_probabilities(data, real_mask, aug_mask)
+    teacher_transfer = np.zeros((0, len(URBAN_LABELS)), np.float32)
+    if use_teacher:
+        teacher_real, teacher_aug, teacher_transfer = teacher_probabilities(data, real_mask, aug_mask, transfer_mask)
+    features = np.concatenate([real_feats[real_mask], aug_feats[aug_mask], transfer_feats[transfer_mask]])
+    labels = np.concatenate([data.real.labels[real_mask], data.augmented.labels[aug_mask],
+                             teacher_transfer.argmax(axis=1)])  # class balance counts the teacher's top label
     targets = np.concatenate([blend_targets(data.real.labels[real_mask], teacher_real, variant.teacher_weight),
-                              blend_targets(data.augmented.labels[aug_mask], teacher_aug, variant.teacher_weight)])
+                              blend_targets(data.augmented.labels[aug_mask], teacher_aug, variant.teacher_weight),
+                              teacher_transfer])
     recipe = standardised_recipe(variant.arch.recipe, features)
     settings = dataclasses.replace(config.fit, epochs=variant.epochs)
-    print(f"[{variant.name}] {int(real_mask.sum())} real + {int(aug_mask.sum())} augmented training windows, "
-          f"{variant.epochs} epochs", flush=True)
+    print(f"[{variant.name}] {int(real_mask.sum())} real + {int(aug_mask.sum())} augmented + "
+          f"{int(transfer_mask.sum())} unlabelled training windows, {variant.epochs} epochs", flush=True)
     model = fit_model(variant.arch, _standardise(features, recipe), labels, len(URBAN_LABELS), settings,
                       targets=targets)
     return model, recipe
 
 
-def _features(data: UrbanData, recipe: Any, augmented: bool) -> tuple[np.ndarray, np.ndarray]:
+def _features(data: UrbanData, recipe: Any, augmented: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raw features of the real, augmented (if `augmented`) and unlabelled (if any) windows."""
     raw = raw_recipe(recipe)
     real = features_of(data.real.windows, raw)
-    aug = features_of(data.augmented.windows, raw) if augmented else np.zeros((0, *real.shape[1:]), np.float32)
-    return real, aug
+    none = np.zeros((0, *real.shape[1:]), np.float32)
+    aug = features_of(data.augmented.windows, raw) if augmented else none
+    transfer = features_of(data.transfer.windows, raw) if augmented and data.transfer is not None else none
+    return real, aug, transfer
 
 
 def cross_validate(variant: Variant, data: UrbanData, config: UrbanConfig,
-                   feats: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+                   feats: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
     """Out-of-fold probabilities (windows, 10) on every scored real window (zeros elsewhere)."""
     oof = np.zeros((len(data.real), len(URBAN_LABELS)), np.float32)
     for fold in data.test_folds:
         train, test = leave_one_fold_out(data.window_fold, data.real.groups, fold)
-        model, recipe = train_variant(variant, data, feats[0], feats[1], train, config)
+        model, recipe = train_variant(variant, data, feats, train, config)
         oof[test] = predict(model, _standardise(feats[0][test], recipe))
     return oof
 
@@ -436,7 +498,8 @@ def _reused(config: UrbanConfig, variant: Variant, n_windows: int) -> np.ndarray
 
 def _oof_meta(variant: Variant) -> dict[str, Any]:
     """What saved out-of-fold scores must match to be reused."""
-    return {"epochs": variant.epochs, **({"teacher": TEACHER} if variant.teacher_weight else {})}
+    return {"epochs": variant.epochs, **({"teacher": TEACHER} if variant.teacher_weight else {}),
+            **({"transfer_per_recording": variant.transfer_per_recording} if variant.transfer_per_recording else {})}
 
 
 def variants_for(config: UrbanConfig) -> list[Variant]:
@@ -448,7 +511,8 @@ def variants_for(config: UrbanConfig) -> list[Variant]:
         else:
             out.append(Variant(name, arch, True, 0.0, config.fit.epochs))
             if config.yamnet_path and config.teacher_weight > 0:
-                out.append(Variant(f"{name}+teacher", arch, True, config.teacher_weight, config.fit.epochs))
+                out.append(Variant(f"{name}+teacher", arch, True, config.teacher_weight, config.fit.epochs,
+                                   config.transfer_per_recording))
     return out
 
 
@@ -472,7 +536,7 @@ def run_urban(config: UrbanConfig) -> dict[str, Any]:
         "published": PUBLISHED, "models": {},
     }
     oof_of: dict[str, np.ndarray] = {}
-    feature_cache: dict[Any, tuple[np.ndarray, np.ndarray]] = {}
+    feature_cache: dict[Any, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     for variant in variants_for(config):
         key = (raw_recipe(variant.arch.recipe), variant.augmented)
         if key not in feature_cache:
@@ -488,8 +552,9 @@ def run_urban(config: UrbanConfig) -> dict[str, Any]:
         model = variant.arch.build(feature_cache[key][0].shape[1:], len(URBAN_LABELS))
         results["models"][variant.name] = {
             "description": variant.arch.description, "tutorial": variant.arch.tutorial,
-            "trained_on": "real + augmented windows" if variant.augmented else "real windows (as the tutorials)",
+            "trained_on": _trained_on(variant),
             "teacher_weight": variant.teacher_weight, "epochs": variant.epochs,
+            "transfer_per_recording": variant.transfer_per_recording,
             "parameters": int(model.count_params()), "macs_per_window": count_macs(model),
             "cv_seconds": round(time.perf_counter() - started), **accuracy_report(scores, data)}
         plot_confusion(results["models"][variant.name]["confusion"],
@@ -524,6 +589,15 @@ def run_urban(config: UrbanConfig) -> dict[str, Any]:
     return results
 
 
+def _trained_on(variant: Variant) -> str:
+    if not variant.augmented:
+        return "real windows (as the tutorials)"
+    if variant.transfer_per_recording:
+        return (f"real + augmented windows + up to {variant.transfer_per_recording} windows of each unlabelled "
+                "recording (teacher targets only)")
+    return "real + augmented windows"
+
+
 def card_evaluation(results: dict[str, Any], name: str) -> dict[str, Any]:
     keys = ("slice_accuracy_per_fold", "slice_accuracy_mean", "recall_per_class", "window_accuracy",
             "parameters", "macs_per_window", "trained_on", "teacher_weight", "epochs")
@@ -537,7 +611,7 @@ def card_evaluation(results: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def ship_urban(variant: Variant, data: UrbanData, config: UrbanConfig, results: dict[str, Any],
-               oof: np.ndarray, feats: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
+               oof: np.ndarray, feats: tuple[np.ndarray, np.ndarray, np.ndarray]) -> dict[str, Any]:
     """Fit on every real window (all folds, extras) and its augmentations, export int8 with its card."""
     from train.export import export_model
     from train.ship import LICENCE_NOTE
@@ -545,9 +619,9 @@ def ship_urban(variant: Variant, data: UrbanData, config: UrbanConfig, results: 
     scored = data.scored
     choice = choose_threshold(oof[scored], data.real.labels[scored])
     tracker = choose_tracker(oof, data, choice["threshold"])
-    real_feats, aug_feats = feats
+    real_feats, aug_feats, transfer_feats = feats
     print(f"[{variant.name}] final fit on every window", flush=True)
-    model, recipe = train_variant(variant, data, real_feats, aug_feats, np.ones(len(real_feats), bool), config)
+    model, recipe = train_variant(variant, data, feats, np.ones(len(real_feats), bool), config)
     rng = np.random.default_rng(7)
     everything = np.concatenate([real_feats, aug_feats])
     representative = _standardise(everything[rng.choice(len(everything), min(config.representative_windows,
@@ -574,14 +648,19 @@ def ship_urban(variant: Variant, data: UrbanData, config: UrbanConfig, results: 
                      "SESA gunshot and siren without its alarms (Spadini 2019, doi:10.5281/zenodo.3519845), "
                      "CC BY 4.0",
                      "Emergency Vehicle Siren Sounds ambulance/firetruck (Kaggle vishnu0399), free "
-                     "redistribution per its author"],
+                     "redistribution per its author",
+                     *(["unlabelled, teacher targets only: ESC-50's other classes, SESA casual and alarms, "
+                        "EVSS traffic, Speech Commands background noise (Warden 2018, CC BY 4.0)"]
+                       if variant.transfer_per_recording else [])],
             "extra_label_map": {f"{d}/{s}": u for (d, s), u in EXTRA_LABELS.items()},
             "licence_note": LICENCE_NOTE,
             "real_windows": len(real_feats), "augmented_windows": len(aug_feats),
+            "unlabelled_windows": len(transfer_feats) if variant.transfer_per_recording else 0,
             "augmentation": "per real window, copies: time shift, another training window underneath at "
                             "8-25 dB SNR, band limit, mic colouring, gain -20..+6 dB, hiss",
             "augment_copies": config.augment_copies,
             "teacher": (f"{TEACHER}, weight {variant.teacher_weight} on real and augmented windows"
+                        + (", the only target of the unlabelled windows" if variant.transfer_per_recording else "")
                         if variant.teacher_weight else "none (hard labels)"),
             "epochs": variant.epochs,
         },
