@@ -225,3 +225,44 @@ def test_siren_teacher_softens_only_real_windows_and_marks_the_hard_negatives() 
     hard = np.flatnonzero(weights[:n] == 3.0)
     assert len(hard) and {groups[i] for i in hard} == {frozenset({"r8"})}
     assert _teacher_targets(data, np.ones(n, bool), all_labels, FitSettings()) == (None, None)
+
+
+def test_an_ensemble_ships_as_one_int8_model_whose_output_is_its_members_mean(tiny_training: Any,
+                                                                               tmp_path: Path) -> None:
+    """`--ship a+b`: the members' networks side by side in one graph, their probabilities averaged."""
+    import keras
+    from conftest import _tiny_build, siren_over_traffic, traffic_window
+
+    from detector.features import FeatureRecipe, compute_features
+    from detector.model import Classifier
+    from train.export import export_model
+    from train.ship import average_models
+
+    keras.utils.set_random_seed(3)
+    trained = tiny_training.keras_model
+    untrained = _tiny_build(trained.input_shape[1:], 2)  # another member that scores differently
+    ensemble = average_models([trained, untrained])
+    rng = np.random.default_rng(9)
+    windows = np.array([siren_over_traffic("wail", rng, 10.0) for _ in range(20)] +
+                       [traffic_window(rng) for _ in range(20)], np.float32)
+    card = dict(tiny_training.card)
+    features = compute_features(windows, FeatureRecipe.from_dict(card["features"]))
+    members = [m.predict(features, verbose=0) for m in (trained, untrained)]
+    together = ensemble.predict(features, verbose=0)
+    np.testing.assert_allclose(together, (members[0] + members[1]) / 2, atol=1e-6)
+    assert np.abs(members[0] - members[1]).max() > 0.1  # the mean is not either member's output
+
+    written = export_model(ensemble, features, features, 1, 0.5, {**card, "name": "pair"}, tmp_path / "pair.tflite")
+    assert written["export_check"]["decision_agreement"] >= 0.98
+    int8 = Classifier(tmp_path / "pair.tflite").predict(windows)
+    np.testing.assert_allclose(int8, together, atol=0.03)  # int8 steps of 1/256 through two networks
+
+
+def test_an_ensemble_names_known_members_and_only_for_the_siren_model(capsys: pytest.CaptureFixture[str]) -> None:
+    from train.cli import main
+
+    assert main(["--data", "unused.csv", "--ship", "dscnn_m+nosuch"]) == 2
+    assert "unknown model 'nosuch'" in capsys.readouterr().err
+    assert main(["--task", "urban", "--data", "unused.csv", "--teacher-weight", "0", "--ship", "dscnn_m+dscnn_s"]) == 2
+    assert capsys.readouterr().err.strip() == ("siren-train: error: an ensemble (--ship a+b) is for the emergency "
+                                               "model only")

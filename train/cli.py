@@ -15,7 +15,7 @@ from detector.errors import DetectorError
 from train.datasets import load_datasets
 from train.examples import AugmentPlan
 from train.fit import FitSettings
-from train.models import ARCHITECTURES
+from train.models import ARCHITECTURES, ensemble_members
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--models", help=f"comma-separated, from {', '.join(ARCHITECTURES)} (default: "
                         f"{EMERGENCY_MODELS} for emergency, {URBAN_MODELS} for urban)")
     parser.add_argument("--ship", help="the model to fit on everything and export (one of --models; urban "
-                                       "default dscnn_m)")
+                                       "default dscnn_m); emergency: A+B ships the mean of A's and B's "
+                                       "probabilities as one model, evaluated from their averaged CV scores")
     parser.add_argument("--no-ship", action="store_true", help="urban: cross-validate only, export nothing")
     parser.add_argument("--out", type=Path, help="exported model path (default models/<task>.tflite)")
     parser.add_argument("--report", type=Path, help="report folder (default reports/<task>)")
@@ -92,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     if urban:
         args.ship = args.ship or "dscnn_m"
     names = tuple(n.strip() for n in args.models.split(",") if n.strip())
-    unknown = [n for n in (*names, args.ship or names[0]) if n not in ARCHITECTURES]
+    shipped = ensemble_members(args.ship) if args.ship else []
+    unknown = [n for n in (*names, *shipped) if n not in ARCHITECTURES]
     if unknown:
         print(f"siren-train: error: unknown model {unknown[0]!r}; choose from {', '.join(ARCHITECTURES)}",
               file=sys.stderr)
@@ -104,8 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         print("siren-train: error: need 0 <= --mine-epochs < --epochs, 0 < --mine-fraction <= 1, --mine-weight > 0",
               file=sys.stderr)
         return 2
-    if args.ship and args.ship not in names:
-        names = (*names, args.ship)
+    if urban and len(shipped) > 1:
+        print("siren-train: error: an ensemble (--ship a+b) is for the emergency model only", file=sys.stderr)
+        return 2
+    names = (*names, *(member for member in shipped if member not in names))
     if urban:
         return _urban(args, names)
     try:

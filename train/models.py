@@ -180,6 +180,11 @@ ARCHITECTURES: dict[str, Architecture] = {
 }
 
 
+def ensemble_members(name: str) -> list[str]:
+    """`a+b` names an ensemble of the architectures a and b (the mean of their probabilities)."""
+    return name.split("+")
+
+
 def count_macs(model: keras.Model) -> int:
     """Multiply-accumulates of one forward pass, counted from the layers' shapes."""
     total = 0

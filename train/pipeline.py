@@ -24,7 +24,7 @@ from train.datasets import EMERGENCY, NON_EMERGENCY, Clip, binary_label
 from train.evaluate import assign_folds, evaluate_at_budget, plot_report
 from train.examples import AugmentPlan, Examples, augment, features_of, load_real_windows
 from train.fit import FitSettings, fit_model, hard_negative_factors, predict, standardised_recipe
-from train.models import ARCHITECTURES, Architecture, count_macs
+from train.models import ARCHITECTURES, Architecture, count_macs, ensemble_members
 from train.street import StreetSet, make_street_set
 from train.yamnet_teacher import cross_fitted_probabilities, yamnet_outputs
 
@@ -251,7 +251,10 @@ def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
         "augmented_windows": len(data.augmented), "non_siren_hours": round(data.negative_hours, 3),
         "models": {},
     }
-    order = sorted(config.architectures, key=lambda name: name != config.ship)  # the shipped one first
+    members = ensemble_members(config.ship) if config.ship else []
+    order = sorted(config.architectures, key=lambda name: name not in members)  # the shipped ones first
+    last_member = order[len(members) - 1] if members else None
+    cv_of: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
     for name in order:
         arch = ARCHITECTURES[name]
         report: dict[str, Any] = {}
@@ -259,19 +262,13 @@ def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
             scores = reused_cross_validation(config.reuse_cv, name, config, len(data.real), report)
         else:
             scores = cross_validate(arch, data, config, street, report)
+        cv_of[name] = scores, report["street_scores"]
         results["models"][name] = {**report["architecture"],
                                    **evaluate_scores(name, scores, data, config, report["street_scores"], street)}
-        np.save(config.report_dir / f"{name}_oof.npy", scores)
-        np.savez(config.report_dir / f"{name}_street.npz", **report["street_scores"])
+        _save_scores(config.report_dir, name, scores, report["street_scores"])
         write_report(results, config.report_dir)
-        if name == config.ship and config.out_model:
-            from train.ship import ship_model
-
-            results["shipped"] = ship_model(arch, data, config, results)
-            write_report(results, config.report_dir)
-        if name == config.ship and config.random_split_check:  # now, while its features are cached
-            results["random_split_leak"] = random_split_check(arch, data, config)
-            write_report(results, config.report_dir)
+        if name == last_member:  # every member cross-validated: ship now, while the features are cached
+            _ship(config, data, results, cv_of, street)
     if data.yamnet_scores is not None:
         from train.baseline import yamnet_report
 
@@ -283,6 +280,41 @@ def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
 
         update_card_evaluation(config.out_model, config.ship, results)
     return results
+
+
+def _save_scores(report_dir: Path, name: str, scores: np.ndarray, street_scores: dict[str, np.ndarray]) -> None:
+    np.save(report_dir / f"{name}_oof.npy", scores)
+    np.savez(report_dir / f"{name}_street.npz", **street_scores)
+
+
+def _ship(config: PipelineConfig, data: FoldData, results: dict[str, Any],
+          cv_of: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]], street: Sequence[StreetSet]) -> None:
+    """Evaluate an ensemble from its members' out-of-fold scores, export the shipped model, check the leak."""
+    assert config.ship is not None
+    members = ensemble_members(config.ship)
+    if len(members) > 1:
+        scores = np.mean([cv_of[member][0] for member in members], axis=0)
+        street_scores = {key: np.mean([cv_of[member][1][key] for member in members], axis=0)
+                         for key in cv_of[members[0]][1]}
+        facts = [results["models"][member] for member in members]
+        results["models"][config.ship] = {
+            "name": config.ship, "tutorial": False,
+            "description": "mean of the probabilities of " + " and ".join(members) + " (each cross-validated "
+                           "on the same folds; out-of-fold scores averaged)",
+            "parameters": sum(f["parameters"] for f in facts),
+            "macs_per_window": sum(f["macs_per_window"] for f in facts),
+            "trained_on": facts[0]["trained_on"], "epochs": facts[0]["epochs"],
+            **evaluate_scores(config.ship, scores, data, config, street_scores, street)}
+        _save_scores(config.report_dir, config.ship, scores, street_scores)
+        write_report(results, config.report_dir)
+    if config.out_model:
+        from train.ship import ship_model
+
+        results["shipped"] = ship_model(config.ship, data, config, results)
+        write_report(results, config.report_dir)
+    if config.random_split_check:
+        results["random_split_leak"] = random_split_check(ARCHITECTURES[members[0]], data, config)
+        write_report(results, config.report_dir)
 
 
 def random_split_check(arch: Architecture, data: FoldData, config: PipelineConfig) -> dict[str, Any]:

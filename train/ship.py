@@ -8,11 +8,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 
 from detector import __version__
+from detector.errors import DetectorError
 from train.export import export_model
-from train.models import Architecture, count_macs
+from train.models import ARCHITECTURES, count_macs, ensemble_members
 
 TRAINING_DATA = [
     "Emergency Vehicle Siren Sounds (Kaggle vishnu0399), free redistribution per its author",
@@ -48,16 +50,33 @@ def update_card_evaluation(model_path: Path, name: str, results: dict[str, Any])
     card_path.write_text(json.dumps(card, indent=2) + "\n")
 
 
-def ship_model(arch: Architecture, data: Any, config: Any, results: dict[str, Any]) -> dict[str, Any]:
+def average_models(models: list[keras.Model]) -> keras.Model:
+    """One network whose output is the mean of the members' probabilities: one .tflite, one card."""
+    inputs = keras.Input(models[0].input_shape[1:])
+    members = [keras.Model(model.inputs[0], model.outputs[0], name=f"member_{index}")  # names must be unique
+               for index, model in enumerate(models)]
+    return keras.Model(inputs, keras.layers.Average()([member(inputs) for member in members]), name="ensemble")
+
+
+def ship_model(name: str, data: Any, config: Any, results: dict[str, Any]) -> dict[str, Any]:
+    """Fit the shipped model (or each member of an ensemble) on every window, export int8, write its card."""
     from train.pipeline import LABELS, _standardise, _train
 
-    cv = results["models"][arch.name]
+    cv = results["models"][name]
     threshold = cv["threshold_choice"]["threshold"]
-    real_features, aug_features = data.raw_features(arch.recipe, True)
-    print(f"[{arch.name}] final fit on all {len(real_features)} real + {len(aug_features)} augmented windows",
-          flush=True)
-    model, recipe = _train(arch, real_features, aug_features, data, np.ones(len(real_features), bool),
-                           np.ones(len(aug_features), bool), config.fit)
+    members = [ARCHITECTURES[member] for member in ensemble_members(name)]
+    models, recipes = [], []
+    for arch in members:
+        real_features, aug_features = data.raw_features(arch.recipe, True)
+        print(f"[{arch.name}] final fit on all {len(real_features)} real + {len(aug_features)} augmented windows",
+              flush=True)
+        member, member_recipe = _train(arch, real_features, aug_features, data, np.ones(len(real_features), bool),
+                                       np.ones(len(aug_features), bool), config.fit)
+        models.append(member)
+        recipes.append(member_recipe)
+    if any(recipe != recipes[0] for recipe in recipes):
+        raise DetectorError(f"ensemble {name}: its members need the same features, and {recipes} differ")
+    model, recipe = (models[0], recipes[0]) if len(models) == 1 else (average_models(models), recipes[0])
     rng = np.random.default_rng(7)
     everything = np.concatenate([real_features, aug_features])
     chosen = rng.choice(len(everything), min(REPRESENTATIVE_WINDOWS, len(everything)), False)
@@ -65,17 +84,20 @@ def ship_model(arch: Architecture, data: Any, config: Any, results: dict[str, An
     check = _standardise(real_features[rng.choice(len(real_features), min(1500, len(real_features)), False)], recipe)
     card = {
         "name": config.out_model.stem,
-        "description": f"emergency siren vs everything else: {arch.description}",
+        "description": "emergency siren vs everything else: " + (
+            members[0].description if len(members) == 1 else
+            "mean of the probabilities of " + "; and of ".join(arch.description for arch in members)),
         "version": __version__,
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "labels": list(LABELS),
         "positive_labels": [LABELS[1]],
         "sample_rate": 16000, "window_s": 2.0, "hop_s": 1.0,
         "features": recipe.to_dict(),
-        "architecture": arch.name, "parameters": int(model.count_params()), "macs_per_window": count_macs(model),
+        "architecture": name, "parameters": int(model.count_params()),
+        "macs_per_window": sum(count_macs(member) for member in models),
         "threshold": threshold,
         "threshold_choice": cv["threshold_choice"],
-        "evaluation": card_evaluation(arch.name, results),
+        "evaluation": card_evaluation(name, results),
         "training": {"data": TRAINING_DATA, "licence_note": LICENCE_NOTE,
                      "real_windows": len(real_features), "augmented_windows": len(aug_features),
                      "augmentation": dataclasses.asdict(config.plan),

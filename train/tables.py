@@ -60,7 +60,14 @@ def street_table(results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
-    results = json.loads(Path(args[0]).read_text())
+    if len(args) != 1:
+        print("usage: python -m train.tables REPORT.json", file=sys.stderr)
+        return 2
+    try:
+        results = json.loads(Path(args[0]).read_text())
+    except (OSError, ValueError) as error:
+        print(f"train.tables: error: {args[0]}: cannot read a report ({error})", file=sys.stderr)
+        return 2
     print(results["protocol"], end="\n\n")
     print(models_table(results), end="\n\n")
     print("Recall at each model's threshold on the held-out street sets (see train/street.py):\n")
