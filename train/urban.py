@@ -341,7 +341,8 @@ def train_variant(variant: Variant, data: UrbanData, feats: tuple[np.ndarray, np
     teacher_transfer = np.zeros((0, len(URBAN_LABELS)), np.float32)
     if use_teacher:
         teacher_real, teacher_aug, teacher_transfer = teacher_probabilities(data, real_mask, aug_mask, transfer_mask)
-    features = np.concatenate([real_feats[real_mask], aug_feats[aug_mask], transfer_feats[transfer_mask]])
+    features = np.concatenate([real_feats[real_mask], aug_feats[np.flatnonzero(aug_mask)],
+                               transfer_feats[np.flatnonzero(transfer_mask)]])  # rows: a tutorial has no aug_feats
     labels = np.concatenate([data.real.labels[real_mask], data.augmented.labels[aug_mask],
                              teacher_transfer.argmax(axis=1)])  # class balance counts the teacher's top label
     targets = np.concatenate([blend_targets(data.real.labels[real_mask], teacher_real, variant.teacher_weight),
