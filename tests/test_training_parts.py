@@ -263,6 +263,8 @@ def test_an_ensemble_names_known_members_and_only_for_the_siren_model(capsys: py
 
     assert main(["--data", "unused.csv", "--ship", "dscnn_m+nosuch"]) == 2
     assert "unknown model 'nosuch'" in capsys.readouterr().err
+    assert main(["--data", "unused.csv", "--ship", "dscnn_m+dscnn_m_window"]) == 2  # global vs per-window
+    assert "need the same features" in capsys.readouterr().err
     assert main(["--task", "urban", "--data", "unused.csv", "--teacher-weight", "0", "--ship", "dscnn_m+dscnn_s"]) == 2
     assert capsys.readouterr().err.strip() == ("siren-train: error: an ensemble (--ship a+b) is for the emergency "
                                                "model only")

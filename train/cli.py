@@ -109,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     if urban and len(shipped) > 1:
         print("siren-train: error: an ensemble (--ship a+b) is for the emergency model only", file=sys.stderr)
         return 2
+    if any(ARCHITECTURES[member].recipe != ARCHITECTURES[shipped[0]].recipe for member in shipped):
+        print(f"siren-train: error: the members of --ship {args.ship} need the same features", file=sys.stderr)
+        return 2
     names = (*names, *(member for member in shipped if member not in names))
     if urban:
         return _urban(args, names)

@@ -65,6 +65,8 @@ def ship_model(name: str, data: Any, config: Any, results: dict[str, Any]) -> di
     cv = results["models"][name]
     threshold = cv["threshold_choice"]["threshold"]
     members = [ARCHITECTURES[member] for member in ensemble_members(name)]
+    if any(arch.recipe != members[0].recipe for arch in members):
+        raise DetectorError(f"ensemble {name}: its members need the same features")
     models, recipes = [], []
     for arch in members:
         real_features, aug_features = data.raw_features(arch.recipe, True)
@@ -74,8 +76,8 @@ def ship_model(name: str, data: Any, config: Any, results: dict[str, Any]) -> di
                                        np.ones(len(aug_features), bool), config.fit)
         models.append(member)
         recipes.append(member_recipe)
-    if any(recipe != recipes[0] for recipe in recipes):
-        raise DetectorError(f"ensemble {name}: its members need the same features, and {recipes} differ")
+    if any(recipe != recipes[0] for recipe in recipes):  # a global standardisation fitted differently
+        raise DetectorError(f"ensemble {name}: its members' standardisations differ: {recipes}")
     model, recipe = (models[0], recipes[0]) if len(models) == 1 else (average_models(models), recipes[0])
     rng = np.random.default_rng(7)
     everything = np.concatenate([real_features, aug_features])
