@@ -37,6 +37,12 @@ class Examples:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def subset(self, mask: np.ndarray) -> Examples:
+        """The examples where `mask` is true, every field alike."""
+        return Examples(self.windows[mask], self.labels[mask],
+                        tuple(g for g, keep in zip(self.groups, mask, strict=True) if keep), self.kinds[mask],
+                        self.clip_ids[mask], self.datasets[mask])
+
     def within(self, allowed_groups: set[str]) -> np.ndarray:
         """Mask of examples made only from audio of `allowed_groups`."""
         return np.array([group_set <= allowed_groups for group_set in self.groups])

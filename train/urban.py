@@ -219,7 +219,7 @@ def load_urban_data(config: UrbanConfig, spec: WindowSpec) -> UrbanData:
     window_fold = np.array([int(clips[i].fold or 0) if i < len(us8k) else 0 for i in real.clip_ids])
     keep = (window_fold > 0) | (rms_dbfs(real.windows) > SILENT_POSITIVE_DBFS)  # silent extras teach nothing
     keep = _evenly_spaced(keep, real.clip_ids, window_fold == 0, MAX_EXTRA_WINDOWS)
-    real = _subset(dataclasses.replace(real, labels=labels), keep)
+    real = dataclasses.replace(real, labels=labels).subset(keep)
     window_fold = window_fold[keep]
     augmented = augment_urban(real, config.augment_copies, config.seed, spec.sample_rate)
     data = UrbanData(real, window_fold, real.clip_ids, clips, test_folds, partial, augmented)
@@ -244,7 +244,7 @@ def load_transfer_windows(clips: Sequence[Clip], spec: WindowSpec, per_recording
     windows = load_real_windows(unlabelled, spec, lambda _label: False)
     keep = _evenly_spaced(rms_dbfs(windows.windows) > SILENT_POSITIVE_DBFS, windows.clip_ids,
                           np.ones(len(windows), bool), per_recording)
-    transfer = _subset(dataclasses.replace(windows, labels=np.full(len(windows), -1)), keep)
+    transfer = dataclasses.replace(windows, labels=np.full(len(windows), -1)).subset(keep)
     print(f"{len(transfer)} unlabelled windows of {len(unlabelled)} recordings for the teacher", flush=True)
     return transfer
 
@@ -258,12 +258,6 @@ def _evenly_spaced(keep: np.ndarray, clip_ids: np.ndarray, capped: np.ndarray, c
             keep[rows] = False
             keep[rows[np.linspace(0, len(rows) - 1, cap).round().astype(int)]] = True
     return keep
-
-
-def _subset(examples: Examples, mask: np.ndarray) -> Examples:
-    return Examples(examples.windows[mask], examples.labels[mask],
-                    tuple(g for g, k in zip(examples.groups, mask, strict=True) if k), examples.kinds[mask],
-                    examples.clip_ids[mask], examples.datasets[mask])
 
 
 def blend_targets(labels: np.ndarray, teacher: np.ndarray | None, weight: float) -> np.ndarray:
@@ -285,11 +279,11 @@ def teacher_probabilities(data: UrbanData, real_mask: np.ndarray, aug_mask: np.n
     labels = data.real.labels[real_mask]
     groups = [data.real.groups[i] for i in np.flatnonzero(real_mask)]
     real = cross_fitted_probabilities(data.embeddings[real_mask], labels, groups, n_labels)
-    head = fit_head(data.embeddings[real_mask], labels)
-    applied = []
-    for embeddings, mask in ((data.augmented_embeddings, aug_mask), (data.transfer_embeddings, transfer_mask)):
-        applied.append(head_probabilities(head, embeddings[mask], n_labels) if embeddings is not None and mask.any()
-                       else np.zeros((0, n_labels), np.float32))
+    pairs = ((data.augmented_embeddings, aug_mask), (data.transfer_embeddings, transfer_mask))
+    used = [embeddings is not None and mask.any() for embeddings, mask in pairs]
+    head = fit_head(data.embeddings[real_mask], labels) if any(used) else None  # no other windows: no second fit
+    applied = [head_probabilities(head, embeddings[mask], n_labels) if use else np.zeros((0, n_labels), np.float32)
+               for (embeddings, mask), use in zip(pairs, used, strict=True)]
     return real, applied[0], applied[1]
 
 
