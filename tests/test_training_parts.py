@@ -172,7 +172,7 @@ def test_a_saved_cross_validation_is_reused_only_with_the_same_epochs(tmp_path: 
 
     from detector.errors import DetectorError
     from train.fit import FitSettings
-    from train.pipeline import PipelineConfig, reused_cross_validation
+    from train.pipeline import PipelineConfig, has_saved_cross_validation, reused_cross_validation
 
     (tmp_path / "report.json").write_text(json.dumps({"models": {"m": {"name": "m", "epochs": 3, "parameters": 7}}}))
     np.save(tmp_path / "m_oof.npy", np.array([0.1, 0.9], np.float32))
@@ -188,6 +188,23 @@ def test_a_saved_cross_validation_is_reused_only_with_the_same_epochs(tmp_path: 
         reused_cross_validation(tmp_path, "m", dataclasses.replace(config, fit=FitSettings(epochs=5)), 2, {})
     with pytest.raises(DetectorError, match="no saved"):
         reused_cross_validation(tmp_path, "other", config, 2, {})
+    assert has_saved_cross_validation(tmp_path, "m") and not has_saved_cross_validation(tmp_path, "other")
+
+
+def test_a_seed_variant_is_its_network_with_another_fit_seed_and_the_same_data() -> None:
+    from train.fit import FitSettings
+    from train.models import ARCHITECTURES, architecture_of, describe, is_model_name
+    from train.pipeline import PipelineConfig, with_fit_seed
+
+    config = PipelineConfig(clips=(), report_dir=Path("r"), architectures=("dscnn_m", "dscnn_m@3"), ship=None,
+                            out_model=None, fit=FitSettings(epochs=3, seed=0))
+    assert architecture_of("dscnn_m@3") is ARCHITECTURES["dscnn_m"]
+    varied = with_fit_seed(config, "dscnn_m@3")
+    assert varied.fit.seed == 3 and varied.fit.epochs == 3 and varied.plan == config.plan  # augmentation shared
+    assert with_fit_seed(config, "dscnn_m").fit.seed == 0
+    assert describe("dscnn_m@3") == ARCHITECTURES["dscnn_m"].description + " (fit seed 3)"
+    assert [is_model_name(n) for n in ("dscnn_m", "dscnn_m@12", "dscnn_m@", "dscnn_m@x", "nosuch@1")] == [
+        True, True, False, False, False]
 
 
 def test_siren_teacher_softens_only_real_windows_and_marks_the_hard_negatives() -> None:
@@ -265,6 +282,10 @@ def test_an_ensemble_names_known_members_and_only_for_the_siren_model(capsys: py
     assert "unknown model 'nosuch'" in capsys.readouterr().err
     assert main(["--data", "unused.csv", "--ship", "dscnn_m+dscnn_m_window"]) == 2  # global vs per-window
     assert "need the same features" in capsys.readouterr().err
+    assert main(["--data", "unused.csv", "--ship", "dscnn_m@1+dscnn_m@x"]) == 2
+    assert "unknown model 'dscnn_m@x'" in capsys.readouterr().err
+    assert main(["--task", "urban", "--data", "unused.csv", "--teacher-weight", "0", "--ship", "dscnn_m@1"]) == 2
+    assert "unknown model 'dscnn_m@1'" in capsys.readouterr().err  # seed variants: emergency only
     assert main(["--task", "urban", "--data", "unused.csv", "--teacher-weight", "0", "--ship", "dscnn_m+dscnn_s"]) == 2
     assert capsys.readouterr().err.strip() == ("siren-train: error: an ensemble (--ship a+b) is for the emergency "
                                                "model only")

@@ -15,7 +15,7 @@ from detector.errors import DetectorError
 from train.datasets import load_datasets
 from train.examples import AugmentPlan
 from train.fit import FitSettings
-from train.models import ARCHITECTURES, ensemble_members
+from train.models import ARCHITECTURES, architecture_of, ensemble_members, is_model_name
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,10 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="index CSV column holding the label (default: binary_label for emergency, label "
                              "for urban)")
     parser.add_argument("--models", help=f"comma-separated, from {', '.join(ARCHITECTURES)} (default: "
-                        f"{EMERGENCY_MODELS} for emergency, {URBAN_MODELS} for urban)")
+                        f"{EMERGENCY_MODELS} for emergency, {URBAN_MODELS} for urban); emergency: NAME@N is "
+                        "NAME trained with fit seed N")
     parser.add_argument("--ship", help="the model to fit on everything and export (one of --models; urban "
                                        "default dscnn_m); emergency: A+B ships the mean of A's and B's "
-                                       "probabilities as one model, evaluated from their averaged CV scores")
+                                       "probabilities as one model, evaluated from their averaged CV scores "
+                                       "(A@1+A@2: two seeds of one network)")
     parser.add_argument("--no-ship", action="store_true", help="urban: cross-validate only, export nothing")
     parser.add_argument("--out", type=Path, help="exported model path (default models/<task>.tflite)")
     parser.add_argument("--report", type=Path, help="report folder (default reports/<task>)")
@@ -70,8 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="share of real non-siren training windows mined (default 0.1)")
     parser.add_argument("--mine-weight", type=float, default=3.0, help="loss weight of mined windows (default 3)")
     parser.add_argument("--reuse-cv", type=Path,
-                        help="report folder of an earlier run with the same settings: reuse its out-of-fold "
-                             "scores (threshold, report, card) instead of cross-validating again")
+                        help="report folder of an earlier run with the same settings: reuse the out-of-fold "
+                             "scores it saved (threshold, report, card) instead of cross-validating those "
+                             "models again; the others are cross-validated")
     parser.add_argument("--no-random-split-check", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     return parser
@@ -94,10 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         args.ship = args.ship or "dscnn_m"
     names = tuple(n.strip() for n in args.models.split(",") if n.strip())
     shipped = ensemble_members(args.ship) if args.ship else []
-    unknown = [n for n in (*names, *shipped) if n not in ARCHITECTURES]
+    unknown = [n for n in (*names, *shipped) if not is_model_name(n) or (urban and "@" in n)]
     if unknown:
-        print(f"siren-train: error: unknown model {unknown[0]!r}; choose from {', '.join(ARCHITECTURES)}",
-              file=sys.stderr)
+        print(f"siren-train: error: unknown model {unknown[0]!r}; choose from {', '.join(ARCHITECTURES)} "
+              "(emergency: NAME@N for fit seed N)", file=sys.stderr)
         return 2
     if (args.teacher_weight > 0 or args.hard_negative_weight != 1) and not args.yamnet:
         print("siren-train: error: --teacher-weight and --hard-negative-weight need --yamnet PATH", file=sys.stderr)
@@ -109,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     if urban and len(shipped) > 1:
         print("siren-train: error: an ensemble (--ship a+b) is for the emergency model only", file=sys.stderr)
         return 2
-    if any(ARCHITECTURES[member].recipe != ARCHITECTURES[shipped[0]].recipe for member in shipped):
+    if any(architecture_of(member).recipe != architecture_of(shipped[0]).recipe for member in shipped):
         print(f"siren-train: error: the members of --ship {args.ship} need the same features", file=sys.stderr)
         return 2
     names = (*names, *(member for member in shipped if member not in names))

@@ -181,8 +181,29 @@ ARCHITECTURES: dict[str, Architecture] = {
 
 
 def ensemble_members(name: str) -> list[str]:
-    """`a+b` names an ensemble of the architectures a and b (the mean of their probabilities)."""
+    """`a+b` names an ensemble of the models a and b (the mean of their probabilities)."""
     return name.split("+")
+
+
+def architecture_of(name: str) -> Architecture:
+    """The architecture a model name builds: `a@1` is architecture a, trained with fit seed 1."""
+    return ARCHITECTURES[name.partition("@")[0]]
+
+
+def fit_seed_of(name: str, default: int) -> int:
+    """The fit seed a model name asks for (`a@1`), else the run's: two seeds of one network are two models."""
+    seed = name.partition("@")[2]
+    return int(seed) if seed else default
+
+
+def is_model_name(name: str) -> bool:
+    base, at, seed = name.partition("@")
+    return base in ARCHITECTURES and (not at or seed.isdigit())
+
+
+def describe(name: str) -> str:
+    seed = name.partition("@")[2]
+    return architecture_of(name).description + (f" (fit seed {seed})" if seed else "")
 
 
 def count_macs(model: keras.Model) -> int:

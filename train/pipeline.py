@@ -24,7 +24,7 @@ from train.datasets import EMERGENCY, NON_EMERGENCY, Clip, binary_label
 from train.evaluate import assign_folds, evaluate_at_budget, plot_report
 from train.examples import AugmentPlan, Examples, augment, features_of, load_real_windows
 from train.fit import FitSettings, fit_model, hard_negative_factors, predict, standardised_recipe
-from train.models import ARCHITECTURES, Architecture, count_macs, ensemble_members
+from train.models import Architecture, architecture_of, count_macs, describe, ensemble_members, fit_seed_of
 from train.street import StreetSet, make_street_set
 from train.yamnet_teacher import cross_fitted_probabilities, yamnet_outputs
 
@@ -181,6 +181,10 @@ def cross_validate(arch: Architecture, data: FoldData, config: PipelineConfig, s
     return oof
 
 
+def has_saved_cross_validation(folder: Path, name: str) -> bool:
+    return (folder / f"{name}_oof.npy").exists()
+
+
 def reused_cross_validation(folder: Path, name: str, config: PipelineConfig, n_windows: int,
                             report: dict[str, Any]) -> np.ndarray:
     """Out-of-fold and street scores saved by an earlier run of the same settings, instead of the CV.
@@ -256,12 +260,12 @@ def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
     last_member = order[len(members) - 1] if members else None
     cv_of: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
     for name in order:
-        arch = ARCHITECTURES[name]
         report: dict[str, Any] = {}
-        if config.reuse_cv:
+        if config.reuse_cv and has_saved_cross_validation(config.reuse_cv, name):
             scores = reused_cross_validation(config.reuse_cv, name, config, len(data.real), report)
         else:
-            scores = cross_validate(arch, data, config, street, report)
+            scores = cross_validate(architecture_of(name), data, with_fit_seed(config, name), street, report)
+            report["architecture"].update(name=name, description=describe(name))
         cv_of[name] = scores, report["street_scores"]
         results["models"][name] = {**report["architecture"],
                                    **evaluate_scores(name, scores, data, config, report["street_scores"], street)}
@@ -313,8 +317,14 @@ def _ship(config: PipelineConfig, data: FoldData, results: dict[str, Any],
         results["shipped"] = ship_model(config.ship, data, config, results)
         write_report(results, config.report_dir)
     if config.random_split_check:
-        results["random_split_leak"] = random_split_check(ARCHITECTURES[members[0]], data, config)
+        results["random_split_leak"] = random_split_check(architecture_of(members[0]), data,
+                                                          with_fit_seed(config, members[0]))
         write_report(results, config.report_dir)
+
+
+def with_fit_seed(config: PipelineConfig, name: str) -> PipelineConfig:
+    """The run's settings with the fit seed the model name asks for (`a@1`); the augmented data is shared."""
+    return dataclasses.replace(config, fit=dataclasses.replace(config.fit, seed=fit_seed_of(name, config.fit.seed)))
 
 
 def random_split_check(arch: Architecture, data: FoldData, config: PipelineConfig) -> dict[str, Any]:

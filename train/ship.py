@@ -14,7 +14,7 @@ import numpy as np
 from detector import __version__
 from detector.errors import DetectorError
 from train.export import export_model
-from train.models import ARCHITECTURES, count_macs, ensemble_members
+from train.models import architecture_of, count_macs, describe, ensemble_members, fit_seed_of
 
 TRAINING_DATA = [
     "Emergency Vehicle Siren Sounds (Kaggle vishnu0399), free redistribution per its author",
@@ -64,16 +64,18 @@ def ship_model(name: str, data: Any, config: Any, results: dict[str, Any]) -> di
 
     cv = results["models"][name]
     threshold = cv["threshold_choice"]["threshold"]
-    members = [ARCHITECTURES[member] for member in ensemble_members(name)]
+    names = ensemble_members(name)
+    members = [architecture_of(member) for member in names]
     if any(arch.recipe != members[0].recipe for arch in members):
         raise DetectorError(f"ensemble {name}: its members need the same features")
     models, recipes = [], []
-    for arch in members:
+    for member_name, arch in zip(names, members, strict=True):
         real_features, aug_features = data.raw_features(arch.recipe, True)
-        print(f"[{arch.name}] final fit on all {len(real_features)} real + {len(aug_features)} augmented windows",
+        print(f"[{member_name}] final fit on all {len(real_features)} real + {len(aug_features)} augmented windows",
               flush=True)
+        settings = dataclasses.replace(config.fit, seed=fit_seed_of(member_name, config.fit.seed))
         member, member_recipe = _train(arch, real_features, aug_features, data, np.ones(len(real_features), bool),
-                                       np.ones(len(aug_features), bool), config.fit)
+                                       np.ones(len(aug_features), bool), settings)
         models.append(member)
         recipes.append(member_recipe)
     if any(recipe != recipes[0] for recipe in recipes):  # a global standardisation fitted differently
@@ -87,8 +89,8 @@ def ship_model(name: str, data: Any, config: Any, results: dict[str, Any]) -> di
     card = {
         "name": config.out_model.stem,
         "description": "emergency siren vs everything else: " + (
-            members[0].description if len(members) == 1 else
-            "mean of the probabilities of " + "; and of ".join(arch.description for arch in members)),
+            describe(names[0]) if len(names) == 1 else
+            "mean of the probabilities of " + "; and of ".join(describe(member) for member in names)),
         "version": __version__,
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "labels": list(LABELS),
