@@ -197,11 +197,13 @@ def fit_seed_of(name: str, default: int) -> int:
 
 
 def is_model_name(name: str) -> bool:
+    """An architecture's name, optionally with `@N` (N a non-negative integer)."""
     base, at, seed = name.partition("@")
     return base in ARCHITECTURES and (not at or seed.isdigit())
 
 
 def describe(name: str) -> str:
+    """The architecture's description, naming the fit seed where the name sets one (reports and cards)."""
     seed = name.partition("@")[2]
     return architecture_of(name).description + (f" (fit seed {seed})" if seed else "")
 

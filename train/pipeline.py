@@ -182,6 +182,7 @@ def cross_validate(arch: Architecture, data: FoldData, config: PipelineConfig, s
 
 
 def has_saved_cross_validation(folder: Path, name: str) -> bool:
+    """Whether an earlier run saved `name`'s out-of-fold scores in `folder` (`--reuse-cv`)."""
     return (folder / f"{name}_oof.npy").exists()
 
 
