@@ -53,7 +53,7 @@ def _yamnet_row(path: Path, windows: np.ndarray) -> dict[str, Any]:
 
 def run(windows: np.ndarray, yamnet: Path | None) -> dict[str, Any]:
     from train.export import convert_int8
-    from train.models import ARCHITECTURES, count_macs, ensemble_members
+    from train.models import ARCHITECTURES, architecture_of, count_macs, ensemble_members
     from train.ship import average_models
 
     accuracy = json.loads(CV_ACCURACY.read_text())
@@ -61,7 +61,7 @@ def run(windows: np.ndarray, yamnet: Path | None) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     ensembles = [name for name in accuracy["models"] if "+" in name]  # `a+b`: one graph, as siren-train ships it
     for name in [*ARCHITECTURES, *ensembles]:
-        archs = [ARCHITECTURES[member] for member in ensemble_members(name)]
+        archs = [architecture_of(member) for member in ensemble_members(name)]
         arch = archs[0]
         recipe = dataclasses.replace(arch.recipe, standardise="none") if arch.recipe.standardise == "global" \
             else arch.recipe
