@@ -166,6 +166,43 @@ def test_mining_runs_the_last_epochs_with_the_mined_weights() -> None:
     assert calls == [2]  # mine_epochs=0: no second pass
 
 
+def test_mimicry_teaches_the_features_under_the_classifier_the_teachers_embedding() -> None:
+    """Labels that say nothing about a hidden direction of the input, embeddings that do: with mimicry the
+    features under the classifier come to encode that direction; without it they need not."""
+    import keras
+
+    from train.fit import FitSettings, fit_model
+    from train.models import LOGMEL_64, Architecture
+    from train.yamnet_teacher import embedding_targets
+
+    def build(shape: tuple[int, int], n_labels: int) -> keras.Model:
+        inputs = keras.Input(shape)
+        x = keras.layers.Dense(2, activation="tanh")(keras.layers.Flatten()(inputs))  # room for two things
+        return keras.Model(inputs, keras.layers.Dense(n_labels, activation="softmax")(x))
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(400, 2, 3)).astype(np.float32)
+    labels = (features[:, 0, 0] > 0).astype(int)
+    hidden = features[:, 1, 2] - features[:, 1, 1]  # what only the teacher's embedding knows
+    embeddings = np.outer(hidden, rng.normal(size=32)) + 0.01 * rng.normal(size=(400, 32))
+    targets = embedding_targets(embeddings, 4)
+    assert targets.shape == (400, 4) and abs(targets[:, 0].std() - 1) < 1e-3
+
+    def encoded(weight: float) -> float:
+        """R^2 of `hidden` from the features under the classifier (least squares)."""
+        arch = Architecture("t", LOGMEL_64, build, False, "test")
+        model = fit_model(arch, features, labels, 2, FitSettings(epochs=60, batch_size=16, verbose=0,
+                                                                 mimic_weight=weight), embedding_targets=targets)
+        assert [layer.name for layer in model.layers if layer.name == "mimic"] == []  # the classifier alone
+        assert model.predict(features[:3], verbose=0).shape == (3, 2)
+        under = keras.Model(model.inputs, model.layers[-1].input).predict(features, verbose=0)
+        design = np.column_stack([under, np.ones(len(under))])
+        residual = hidden - design @ np.linalg.lstsq(design, hidden, rcond=None)[0]
+        return 1 - residual.var() / hidden.var()
+
+    assert encoded(1.0) > 0.8 and encoded(0.0) < 0.3  # measured: 0.93 and 0.00
+
+
 def test_a_saved_cross_validation_is_reused_only_with_the_same_epochs(tmp_path: Path) -> None:
     import dataclasses
     import json

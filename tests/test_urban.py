@@ -260,13 +260,16 @@ def test_siren_train_urban_end_to_end(tmp_path: Path) -> None:
     assert probabilities.shape == (2, 10)
 
 
-def test_transfer_windows_without_a_teacher_is_one_clear_error(tmp_path: Path,
-                                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_transfer_windows_or_mimicry_without_a_teacher_is_one_clear_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from train.cli import main
 
     assert main(["--task", "urban", "--data", str(tmp_path), "--teacher-weight", "0", "--transfer-windows", "4"]) == 2
     assert capsys.readouterr().err.strip() == ("siren-train: error: --transfer-windows needs --yamnet PATH and "
                                                "--teacher-weight > 0 (and N >= 0)")
+    assert main(["--task", "urban", "--data", str(tmp_path), "--teacher-weight", "0", "--mimic-weight", "1"]) == 2
+    assert capsys.readouterr().err.strip() == ("siren-train: error: --mimic-weight needs --yamnet PATH and "
+                                               "--teacher-weight > 0 (and W >= 0)")
 
 
 def test_embedder_refuses_a_model_that_is_not_yamnet() -> None:

@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="urban with --yamnet: up to N windows of each recording that maps onto none of the "
                              "ten classes train the teacher variant on the teacher's probabilities alone "
                              "(distillation on unlabelled audio; default 0 = none)")
+    parser.add_argument("--mimic-weight", type=float, default=0.0,
+                        help="urban with --yamnet: the teacher variant also learns to predict YAMNet's embedding "
+                             "(top principal components) at this loss weight (default 0 = off)")
     parser.add_argument("--hard-negative-weight", type=float, default=1.0,
                         help="loss weight of real non-siren windows the teacher scores >= 0.2 (needs --yamnet)")
     parser.add_argument("--mine-epochs", type=int, default=0,
@@ -154,6 +157,10 @@ def _urban(args: argparse.Namespace, names: tuple[str, ...]) -> int:
         print("siren-train: error: --transfer-windows needs --yamnet PATH and --teacher-weight > 0 (and N >= 0)",
               file=sys.stderr)
         return 2
+    if args.mimic_weight < 0 or (args.mimic_weight and not (args.yamnet and args.teacher_weight > 0)):
+        print("siren-train: error: --mimic-weight needs --yamnet PATH and --teacher-weight > 0 (and W >= 0)",
+              file=sys.stderr)
+        return 2
     try:
         from train.urban import UrbanConfig, run_urban
 
@@ -163,7 +170,7 @@ def _urban(args: argparse.Namespace, names: tuple[str, ...]) -> int:
             out_model=None if args.no_ship else args.out,
             fit=FitSettings(epochs=args.epochs, seed=args.seed), tutorial_epochs=args.tutorial_epochs,
             augment_copies=args.augment_copies, teacher_weight=args.teacher_weight,
-            transfer_per_recording=args.transfer_windows, yamnet_path=args.yamnet,
+            transfer_per_recording=args.transfer_windows, mimic_weight=args.mimic_weight, yamnet_path=args.yamnet,
             reuse_cv=args.reuse_cv, seed=args.seed))
     except DetectorError as error:
         print(f"siren-train: error: {error}", file=sys.stderr)

@@ -20,7 +20,8 @@ class FitSettings:
     `label_smoothing` keeps the softmax off 0 and 1, where int8 outputs (steps of 1/256) cannot rank;
     `mine_epochs` > 0: the last `mine_epochs` of `epochs` continue (same learning-rate schedule) with the
     `mine_fraction` of real non-siren training windows the model itself scores highest weighted by
-    `mine_weight` (two-pass hard-negative mining, on the fold's own training windows only)."""
+    `mine_weight` (two-pass hard-negative mining, on the fold's own training windows only);
+    `mimic_weight` > 0: the loss weight of predicting the teacher's embedding (see `fit_model`)."""
 
     epochs: int = 12
     batch_size: int = 64
@@ -33,6 +34,7 @@ class FitSettings:
     mine_epochs: int = 0
     mine_fraction: float = 0.1
     mine_weight: float = 3.0
+    mimic_weight: float = 0.0
 
 
 def standardised_recipe(recipe: FeatureRecipe, features: np.ndarray) -> FeatureRecipe:
@@ -46,25 +48,43 @@ def standardised_recipe(recipe: FeatureRecipe, features: np.ndarray) -> FeatureR
 def fit_model(architecture: Architecture, features: np.ndarray, labels: np.ndarray, n_labels: int,
               settings: FitSettings, sample_weight: np.ndarray | None = None,
               targets: np.ndarray | None = None,
-              mine: Callable[[keras.Model], np.ndarray] | None = None) -> keras.Model:
+              mine: Callable[[keras.Model], np.ndarray] | None = None,
+              embedding_targets: np.ndarray | None = None) -> keras.Model:
     """Train from scratch; `features` must already be standardised with the recipe's mean and std.
 
     `targets` (n, n_labels) replaces the one-hot labels where a teacher softens them; class balance is
     still computed from the hard `labels`. With `settings.mine_epochs` > 0, `mine(model)` is called after
-    the first pass and returns per-example loss-weight factors for the remaining epochs.
+    the first pass and returns per-example loss-weight factors for the remaining epochs. With
+    `embedding_targets` (n, k) and `settings.mimic_weight` > 0, a linear layer on the features under the
+    classifier also learns to predict them (mean squared error at that weight): the student copies the
+    teacher's representation, not only its answers. The returned model is the classifier alone.
     """
     keras.utils.set_random_seed(settings.seed)
     model = architecture.build(features.shape[1:], n_labels)
+    mimic = embedding_targets is not None and settings.mimic_weight > 0
+    trained = model
     steps = settings.epochs * int(np.ceil(len(labels) / settings.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(settings.learning_rate, steps)
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=settings.label_smoothing)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss,
-                  metrics=["categorical_accuracy"])
+    if mimic:
+        assert embedding_targets is not None
+        under_classifier = model.layers[-1].input
+        embedding = keras.layers.Dense(embedding_targets.shape[1], name="mimic")(under_classifier)
+        trained = keras.Model(model.inputs, [model.outputs[0], embedding])
+        trained.compile(optimizer=keras.optimizers.Adam(schedule), loss=[loss, keras.losses.MeanSquaredError()],
+                        loss_weights=[1.0, settings.mimic_weight])
+    else:
+        model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=["categorical_accuracy"])
     counts = np.bincount(labels, minlength=n_labels).astype(float)
     class_weight = len(labels) / (n_labels * np.maximum(counts, 1))
     weights = class_weight[labels] * (1.0 if sample_weight is None else sample_weight)
     if targets is None:
         targets = np.eye(n_labels, dtype=np.float32)[labels]
+    if mimic:
+        assert embedding_targets is not None and mine is None, "mimicry and hard-negative mining do not mix"
+        trained.fit(features, [targets, embedding_targets], sample_weight=[weights, np.ones(len(weights), np.float32)],
+                    epochs=settings.epochs, batch_size=settings.batch_size, shuffle=True, verbose=settings.verbose)
+        return model
     mining = mine is not None and 0 < settings.mine_epochs < settings.epochs
     first = settings.epochs - settings.mine_epochs if mining else settings.epochs
     model.fit(features, targets, sample_weight=weights, epochs=first, batch_size=settings.batch_size,

@@ -33,7 +33,14 @@ from train.fit import FitSettings, fit_model, predict, standardised_recipe
 from train.models import ARCHITECTURES, Architecture, count_macs
 from train.pipeline import _standardise, raw_recipe, write_report
 from train.tune_tracker import replay
-from train.yamnet_teacher import cross_fitted_probabilities, fit_head, head_probabilities, yamnet_outputs
+from train.yamnet_teacher import (
+    MIMIC_COMPONENTS,
+    cross_fitted_probabilities,
+    embedding_targets,
+    fit_head,
+    head_probabilities,
+    yamnet_outputs,
+)
 
 URBAN_LABELS: tuple[str, ...] = tuple(URBAN_CLASSES)  # alphabetical, the card's label order
 SESA_ALARMS = frozenset({"test_siren_097", "test_siren_099", "train_siren_057", "train_siren_061",
@@ -148,6 +155,7 @@ class UrbanConfig:
     augment_copies: int = 1
     teacher_weight: float = 0.5
     transfer_per_recording: int = 0  # teacher variants: windows per unlabelled recording, teacher targets only
+    mimic_weight: float = 0.0  # teacher variants: loss weight of predicting YAMNet's embedding (0: off)
     yamnet_path: Path | None = None
     reuse_cv: Path | None = None
     representative_windows: int = 2000
@@ -309,6 +317,7 @@ class Variant:
     teacher_weight: float
     epochs: int
     transfer_per_recording: int = 0  # with a teacher: unlabelled windows per recording (0: none)
+    mimic_weight: float = 0.0  # with a teacher: loss weight of predicting YAMNet's embedding (0: off)
 
 
 def transfer_mask_for(data: UrbanData, real_mask: np.ndarray) -> np.ndarray:
@@ -342,12 +351,18 @@ def train_variant(variant: Variant, data: UrbanData, feats: tuple[np.ndarray, np
     targets = np.concatenate([blend_targets(data.real.labels[real_mask], teacher_real, variant.teacher_weight),
                               blend_targets(data.augmented.labels[aug_mask], teacher_aug, variant.teacher_weight),
                               teacher_transfer])
+    mimicked = None
+    if use_teacher and variant.mimic_weight > 0:  # the embeddings of every training row, in `features` order
+        assert data.embeddings is not None
+        mimicked = embedding_targets(np.concatenate([data.embeddings[real_mask], *(
+            embeddings[mask] for embeddings, mask in ((data.augmented_embeddings, aug_mask),
+                                                      (data.transfer_embeddings, transfer_mask)) if mask.any())]))
     recipe = standardised_recipe(variant.arch.recipe, features)
-    settings = dataclasses.replace(config.fit, epochs=variant.epochs)
+    settings = dataclasses.replace(config.fit, epochs=variant.epochs, mimic_weight=variant.mimic_weight)
     print(f"[{variant.name}] {int(real_mask.sum())} real + {int(aug_mask.sum())} augmented + "
           f"{int(transfer_mask.sum())} unlabelled training windows, {variant.epochs} epochs", flush=True)
     model = fit_model(variant.arch, _standardise(features, recipe), labels, len(URBAN_LABELS), settings,
-                      targets=targets)
+                      targets=targets, embedding_targets=mimicked)
     return model, recipe
 
 
@@ -494,7 +509,8 @@ def _reused(config: UrbanConfig, variant: Variant, n_windows: int) -> np.ndarray
 def _oof_meta(variant: Variant) -> dict[str, Any]:
     """What saved out-of-fold scores must match to be reused."""
     return {"epochs": variant.epochs, **({"teacher": TEACHER} if variant.teacher_weight else {}),
-            **({"transfer_per_recording": variant.transfer_per_recording} if variant.transfer_per_recording else {})}
+            **({"transfer_per_recording": variant.transfer_per_recording} if variant.transfer_per_recording else {}),
+            **({"mimic_weight": variant.mimic_weight} if variant.mimic_weight else {})}
 
 
 def variants_for(config: UrbanConfig) -> list[Variant]:
@@ -507,7 +523,7 @@ def variants_for(config: UrbanConfig) -> list[Variant]:
             out.append(Variant(name, arch, True, 0.0, config.fit.epochs))
             if config.yamnet_path and config.teacher_weight > 0:
                 out.append(Variant(f"{name}+teacher", arch, True, config.teacher_weight, config.fit.epochs,
-                                   config.transfer_per_recording))
+                                   config.transfer_per_recording, config.mimic_weight))
     return out
 
 
@@ -587,10 +603,12 @@ def run_urban(config: UrbanConfig) -> dict[str, Any]:
 def _trained_on(variant: Variant) -> str:
     if not variant.augmented:
         return "real windows (as the tutorials)"
+    mimic = (f"; also predicting YAMNet's embedding (top {MIMIC_COMPONENTS} principal components, loss weight "
+             f"{variant.mimic_weight:g})" if variant.mimic_weight else "")
     if variant.transfer_per_recording:
         return (f"real + augmented windows + up to {variant.transfer_per_recording} windows of each unlabelled "
-                "recording (teacher targets only)")
-    return "real + augmented windows"
+                f"recording (teacher targets only){mimic}")
+    return f"real + augmented windows{mimic}"
 
 
 def card_evaluation(results: dict[str, Any], name: str) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from detector.yamnet import FRAME_SAMPLES, YamnetTagger, frame_offsets
 EMBEDDING_TENSOR = "global_average_pooling2d/Mean"  # YAMNet's (1, 1024) pooled features
 REGULARISATION_C = 0.01  # best of 0.01 / 0.1 / 1 on both held-out folds (67.1 % at 0.1, 67.6 % at 0.01)
 CROSS_FIT_SPLITS = 5
+MIMIC_COMPONENTS = 128  # of the 1024-d embedding: what a student has room to copy
 
 
 class YamnetEmbedder(YamnetTagger):
@@ -97,3 +98,12 @@ def cross_fitted_probabilities(embeddings: np.ndarray, labels: np.ndarray, group
         head = fit_head(embeddings[fit_rows], labels[fit_rows])
         out[apply_rows] = head_probabilities(head, embeddings[apply_rows], n_labels)
     return out
+
+
+def embedding_targets(embeddings: np.ndarray, components: int = MIMIC_COMPONENTS) -> np.ndarray:
+    """What a student mimics of YAMNet: the embeddings' top principal components (fitted on these training
+    windows), scaled so the first has unit standard deviation and the rest keep their relative sizes."""
+    centred = embeddings - embeddings.mean(axis=0)
+    _, singular, basis = np.linalg.svd(centred, full_matrices=False)
+    scale = singular[0] / np.sqrt(len(embeddings))
+    return (centred @ basis[:components].T / scale).astype(np.float32)
