@@ -149,9 +149,12 @@ def _teacher_targets(data: FoldData, real_mask: np.ndarray, labels: np.ndarray, 
     return targets, weights
 
 
-def cross_validate(arch: Architecture, data: FoldData, config: PipelineConfig, street: list[StreetSet],
+def cross_validate(name: str, data: FoldData, config: PipelineConfig, street: list[StreetSet],
                    report: dict[str, Any]) -> np.ndarray:
-    """Out-of-fold positive scores on every real window, plus street-set recall per fold."""
+    """Out-of-fold positive scores on every real window, plus street-set recall per fold, of the model
+    `name` (an architecture, or `arch@N` for its fit seed N)."""
+    arch = architecture_of(name)
+    config = with_fit_seed(config, name)
     use_augmented = not arch.tutorial
     settings = config.fit if use_augmented else dataclasses.replace(
         config.fit, epochs=config.tutorial_epochs, teacher_weight=0.0, hard_negative_weight=1.0,
@@ -162,7 +165,7 @@ def cross_validate(arch: Architecture, data: FoldData, config: PipelineConfig, s
     started = time.perf_counter()
     for fold in range(config.folds):
         real_mask, aug_mask = _training_mask(data, fold, use_augmented)
-        print(f"[{arch.name}] fold {fold + 1}/{config.folds}: {real_mask.sum()} real + {aug_mask.sum()} "
+        print(f"[{name}] fold {fold + 1}/{config.folds}: {real_mask.sum()} real + {aug_mask.sum()} "
               f"augmented training windows, {(~real_mask).sum()} held out", flush=True)
         model, recipe = _train(arch, real_features, aug_features, data, real_mask, aug_mask, settings)
         oof[~real_mask] = predict(model, _standardise(real_features[~real_mask], recipe))[:, 1]
@@ -172,7 +175,7 @@ def cross_validate(arch: Architecture, data: FoldData, config: PipelineConfig, s
             raw = features_of(street_set.windows, recipe)
             street_scores.setdefault(street_set.name, []).append(predict(model, raw)[:, 1])
     model_for_cost = arch.build(real_features.shape[1:], len(LABELS))
-    report["architecture"] = {"name": arch.name, "description": arch.description, "tutorial": arch.tutorial,
+    report["architecture"] = {"name": name, "description": describe(name), "tutorial": arch.tutorial,
                               "parameters": int(model_for_cost.count_params()),
                               "macs_per_window": count_macs(model_for_cost),
                               "trained_on": "real + augmented windows" if use_augmented else "real windows",
@@ -265,8 +268,7 @@ def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
         if config.reuse_cv and has_saved_cross_validation(config.reuse_cv, name):
             scores = reused_cross_validation(config.reuse_cv, name, config, len(data.real), report)
         else:
-            scores = cross_validate(architecture_of(name), data, with_fit_seed(config, name), street, report)
-            report["architecture"].update(name=name, description=describe(name))
+            scores = cross_validate(name, data, config, street, report)
         cv_of[name] = scores, report["street_scores"]
         results["models"][name] = {**report["architecture"],
                                    **evaluate_scores(name, scores, data, config, report["street_scores"], street)}
