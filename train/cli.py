@@ -15,7 +15,7 @@ from detector.errors import DetectorError
 from train.datasets import load_datasets
 from train.examples import AugmentPlan
 from train.fit import FitSettings
-from train.models import ARCHITECTURES, architecture_of, ensemble_members, is_model_name
+from train.models import ARCHITECTURES, ensemble_members, is_model_name, members_share_features
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     if urban and len(shipped) > 1:
         print("siren-train: error: an ensemble (--ship a+b) is for the emergency model only", file=sys.stderr)
         return 2
-    if any(architecture_of(member).recipe != architecture_of(shipped[0]).recipe for member in shipped):
+    if args.ship and not members_share_features(args.ship):
         print(f"siren-train: error: the members of --ship {args.ship} need the same features", file=sys.stderr)
         return 2
     names = (*names, *(member for member in shipped if member not in names))

@@ -61,30 +61,25 @@ def fit_model(architecture: Architecture, features: np.ndarray, labels: np.ndarr
     """
     keras.utils.set_random_seed(settings.seed)
     model = architecture.build(features.shape[1:], n_labels)
-    mimic = embedding_targets is not None and settings.mimic_weight > 0
-    trained = model
     steps = settings.epochs * int(np.ceil(len(labels) / settings.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(settings.learning_rate, steps)
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=settings.label_smoothing)
-    if mimic:
-        assert embedding_targets is not None
-        under_classifier = model.layers[-1].input
-        embedding = keras.layers.Dense(embedding_targets.shape[1], name="mimic")(under_classifier)
-        trained = keras.Model(model.inputs, [model.outputs[0], embedding])
-        trained.compile(optimizer=keras.optimizers.Adam(schedule), loss=[loss, keras.losses.MeanSquaredError()],
-                        loss_weights=[1.0, settings.mimic_weight])
-    else:
-        model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=["categorical_accuracy"])
     counts = np.bincount(labels, minlength=n_labels).astype(float)
     class_weight = len(labels) / (n_labels * np.maximum(counts, 1))
     weights = class_weight[labels] * (1.0 if sample_weight is None else sample_weight)
     if targets is None:
         targets = np.eye(n_labels, dtype=np.float32)[labels]
-    if mimic:
-        assert embedding_targets is not None and mine is None, "mimicry and hard-negative mining do not mix"
-        trained.fit(features, [targets, embedding_targets], sample_weight=[weights, np.ones(len(weights), np.float32)],
-                    epochs=settings.epochs, batch_size=settings.batch_size, shuffle=True, verbose=settings.verbose)
+    if embedding_targets is not None and settings.mimic_weight > 0:
+        assert mine is None, "mimicry and hard-negative mining do not mix"
+        embedding = keras.layers.Dense(embedding_targets.shape[1], name="mimic")(model.layers[-1].input)
+        mimicking = keras.Model(model.inputs, [model.outputs[0], embedding])
+        mimicking.compile(optimizer=keras.optimizers.Adam(schedule), loss=[loss, keras.losses.MeanSquaredError()],
+                          loss_weights=[1.0, settings.mimic_weight])
+        mimicking.fit(features, [targets, embedding_targets],
+                      sample_weight=[weights, np.ones(len(weights), np.float32)], epochs=settings.epochs,
+                      batch_size=settings.batch_size, shuffle=True, verbose=settings.verbose)
         return model
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=["categorical_accuracy"])
     mining = mine is not None and 0 < settings.mine_epochs < settings.epochs
     first = settings.epochs - settings.mine_epochs if mining else settings.epochs
     model.fit(features, targets, sample_weight=weights, epochs=first, batch_size=settings.batch_size,

@@ -202,6 +202,12 @@ def is_model_name(name: str) -> bool:
     return base in ARCHITECTURES and (not at or seed.isdigit())
 
 
+def members_share_features(name: str) -> bool:
+    """Whether every member of the ensemble `name` reads the same feature recipe (one graph, one input)."""
+    recipes = [architecture_of(member).recipe for member in ensemble_members(name)]
+    return all(recipe == recipes[0] for recipe in recipes)
+
+
 def describe(name: str) -> str:
     """The architecture's description, naming the fit seed where the name sets one (reports and cards)."""
     seed = name.partition("@")[2]

@@ -14,7 +14,7 @@ import numpy as np
 from detector import __version__
 from detector.errors import DetectorError
 from train.export import export_model
-from train.models import architecture_of, count_macs, describe, ensemble_members, fit_seed_of
+from train.models import architecture_of, count_macs, describe, ensemble_members, members_share_features
 
 TRAINING_DATA = [
     "Emergency Vehicle Siren Sounds (Kaggle vishnu0399), free redistribution per its author",
@@ -60,22 +60,21 @@ def average_models(models: list[keras.Model]) -> keras.Model:
 
 def ship_model(name: str, data: Any, config: Any, results: dict[str, Any]) -> dict[str, Any]:
     """Fit the shipped model (or each member of an ensemble) on every window, export int8, write its card."""
-    from train.pipeline import LABELS, _standardise, _train
+    from train.pipeline import LABELS, _standardise, _train, with_fit_seed
 
     cv = results["models"][name]
     threshold = cv["threshold_choice"]["threshold"]
+    if not members_share_features(name):
+        raise DetectorError(f"ensemble {name}: its members need the same features")
     names = ensemble_members(name)
     members = [architecture_of(member) for member in names]
-    if any(arch.recipe != members[0].recipe for arch in members):
-        raise DetectorError(f"ensemble {name}: its members need the same features")
     models, recipes = [], []
     for member_name, arch in zip(names, members, strict=True):
         real_features, aug_features = data.raw_features(arch.recipe, True)
         print(f"[{member_name}] final fit on all {len(real_features)} real + {len(aug_features)} augmented windows",
               flush=True)
-        settings = dataclasses.replace(config.fit, seed=fit_seed_of(member_name, config.fit.seed))
         member, member_recipe = _train(arch, real_features, aug_features, data, np.ones(len(real_features), bool),
-                                       np.ones(len(aug_features), bool), settings)
+                                       np.ones(len(aug_features), bool), with_fit_seed(config, member_name).fit)
         models.append(member)
         recipes.append(member_recipe)
     if any(recipe != recipes[0] for recipe in recipes):  # a global standardisation fitted differently
