@@ -30,7 +30,8 @@ def main() -> None:
     parser.add_argument("--onsets", type=int, default=50, help="siren onsets per hop for the latency run")
     parser.add_argument("--streams", type=int, default=5, help="real-time daemons per hop in the latency run")
     parser.add_argument("--yamnet", type=Path, default=Path("../shared/models/yamnet.tflite"),
-                        help="YAMNet .tflite: placed on the frontier and timed as the onset veto when present")
+                        help="YAMNet .tflite: timed as the urban tagger, placed on the frontier and timed as the onset "
+                             "veto when present")
     parser.add_argument("--core", type=int, default=0, help="the core in-process benchmarks are pinned to")
     args = parser.parse_args()
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
@@ -47,7 +48,7 @@ def main() -> None:
     windows = scene_windows(args.windows) if {"per_window", "frontier"} & set(chosen) else None
     yamnet = args.yamnet if args.yamnet.is_file() else None
     runs: dict[str, tuple[Any, Callable[[], dict[str, Any]]]] = {
-        "per_window": (per_window, lambda: per_window.run(windows, args.model)),
+        "per_window": (per_window, lambda: per_window.run(windows, args.model, yamnet)),
         "replay": (replay, lambda: replay.run(args.replay_hours, args.model)),
         "live": (live, lambda: live.run(args.live_seconds, args.model)),
         "latency": (latency, lambda: latency.run(args.onsets, args.streams, (1.0, 0.5), args.model, yamnet)),

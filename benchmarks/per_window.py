@@ -3,7 +3,9 @@
 Ours: numpy log-mel features + the shipped int8 model in LiteRT. The tutorials': scipy's spectrogram +
 Keras `model.predict` for the spectrogram CNN, and librosa's MFCC + Keras for the MFCC net, the models
 built by the same code `siren-train` trains them with (`train.models`). Weights do not change the cost of
-a forward pass, so the tutorial models are not trained here.
+a forward pass, so the tutorial models are not trained here. With a YAMNet file, the daemon's two ways of
+tagging the urban labels with it are timed too: its AudioSet classes mapped, and the shipped head on its
+embedding (the interpreter then keeps its intermediate tensors).
 """
 
 from __future__ import annotations
@@ -67,7 +69,21 @@ def _keras(architecture: str, shape: tuple[int, ...], call: bool = False) -> Cal
     return lambda matrix: model.predict(matrix[None], verbose=0)
 
 
-def run(windows: np.ndarray, model_path: Path) -> dict[str, Any]:
+def _yamnet_urban(yamnet: Path, head_path: Path | None) -> tuple[Callable[[np.ndarray], Any], Callable[[Any], Any]]:
+    """The daemon's YAMNet urban tagging, waveform in (no features of ours), the ten label scores out."""
+    from detector.yamnet import YamnetTagger
+    from detector.yamnet_head import load_head
+
+    if head_path is None:
+        tagger = YamnetTagger(yamnet, num_threads=1)
+        return (lambda window: window), (lambda window: YamnetTagger.urban_scores(tagger.window_scores(window)))
+    head = load_head(head_path, yamnet)
+    tagger = YamnetTagger(yamnet, num_threads=1, with_embedding=True)
+    return (lambda window: window), (lambda window: head.probabilities(tagger.window_outputs(window)[1]))
+
+
+def run(windows: np.ndarray, model_path: Path, yamnet: Path | None = None,
+        head_path: Path = Path("models/yamnet_head.json")) -> dict[str, Any]:
     example = windows[0]
     pipelines = {
         f"ours: numpy log-mel + {model_path.stem} int8 (LiteRT)": _ours(model_path),
@@ -78,6 +94,11 @@ def run(windows: np.ndarray, model_path: Path) -> dict[str, Any]:
         "tutorial CNN with Keras called directly instead of predict (its cheapest form)":
             (tutorial_spectrogram, _keras("logspec_cnn", tutorial_spectrogram(example).shape, call=True)),
     }
+    if yamnet is not None:
+        pipelines["YAMNet urban tagging: its AudioSet classes mapped (detection.yamnet_head: null)"] = (
+            _yamnet_urban(yamnet, None))
+        pipelines[f"YAMNet urban tagging: embedding + {head_path.stem} (the default with detection.yamnet)"] = (
+            _yamnet_urban(yamnet, head_path))
     rows = {name: _timed(windows, *stages) for name, stages in pipelines.items()}
     ours = next(iter(rows.values()))["total"]["median_ms"]
     for row in rows.values():

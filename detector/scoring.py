@@ -3,7 +3,8 @@
 The siren model comes first and its events go to `<p>/event`; further models (the urban tagger) go to
 `<p>/sound`. YAMNet, when the user supplies it, has two optional roles: it re-scores the windows where the
 siren model reaches its on-threshold and vetoes an onset it does not confirm (it never cuts a running
-event short), and it tags the urban labels on every window.
+event short), and it tags the urban labels on every window: with the shipped head on its embedding
+(`detector.yamnet_head`, model name `yamnet_head`), or with its own AudioSet classes mapped (`yamnet`).
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from detector.features import FeatureRecipe
 from detector.messages import ModelIdentity
 from detector.model import Classifier, file_sha256
 from detector.yamnet import URBAN_CLASSES, YamnetTagger
+from detector.yamnet_head import YamnetHead, load_head
 
 SIREN_TOPIC, SOUND_TOPIC = "event", "sound"
-YAMNET_URBAN_NAME = "yamnet"
+YAMNET_NAME = "yamnet"  # YAMNet's time on health; the urban model's name when its own classes tag
+YAMNET_HEAD_NAME = "yamnet_head"  # the urban model's name when the shipped head on its embedding tags
 DEFAULT_CONFIRM_THRESHOLD = 0.2  # YAMNet siren score that confirms an onset when the card measured none
 
 
@@ -83,10 +86,17 @@ class Scorer:
         self.models = [ScoredModel(_identity(c), c.card.labels, c.card.positive_labels,
                                    SIREN_TOPIC if i == 0 else SOUND_TOPIC, c) for i, c in enumerate(classifiers)]
         self._siren_positives = [self.siren.labels.index(label) for label in self.siren.positive_labels]
-        self.yamnet = YamnetTagger(detection.yamnet) if detection.yamnet is not None else None
+        self.yamnet: YamnetTagger | None = None
+        self.head: YamnetHead | None = None
+        if detection.yamnet is not None:
+            yamnet_path = Path(detection.yamnet)
+            if detection.yamnet_urban and detection.yamnet_head is not None:
+                self.head = load_head(resolve_path(detection.yamnet_head), yamnet_path)
+            self.yamnet = YamnetTagger(yamnet_path, with_embedding=self.head is not None)
         self.confirm_threshold = confirm_threshold_for(classifiers[0], detection) if self.yamnet else None
-        if detection.yamnet is not None and detection.yamnet_urban:
-            identity = ModelIdentity(YAMNET_URBAN_NAME, file_sha256(Path(detection.yamnet)))
+        if self.yamnet is not None and detection.yamnet_urban:
+            identity = (ModelIdentity(YAMNET_HEAD_NAME, file_sha256(self.head.path)) if self.head is not None
+                        else ModelIdentity(YAMNET_NAME, file_sha256(self.yamnet.path)))
             labels = tuple(URBAN_CLASSES)
             self.models.append(ScoredModel(identity, labels, labels, SOUND_TOPIC, None))
 
@@ -97,21 +107,25 @@ class Scorer:
     def score(self, window: np.ndarray, siren_on_threshold: float) -> WindowScores:
         """All models on one window; a siren score YAMNet does not confirm is held just below the on-threshold."""
         features: dict[FeatureRecipe, np.ndarray] = {}
-        yamnet_scores: np.ndarray | None = None
+        yamnet_outputs: tuple[np.ndarray, np.ndarray | None] | None = None
         result = WindowScores([], {})
 
-        def yamnet_window() -> np.ndarray:
-            nonlocal yamnet_scores
-            if yamnet_scores is None:
+        def yamnet_window() -> tuple[np.ndarray, np.ndarray | None]:
+            """YAMNet's (521,) scores and, where the head needs it, its embedding: one pass per window."""
+            nonlocal yamnet_outputs
+            if yamnet_outputs is None:
                 assert self.yamnet is not None
                 began = time.perf_counter()
-                yamnet_scores = self.yamnet.window_scores(window)
-                result.model_ms[YAMNET_URBAN_NAME] = (time.perf_counter() - began) * 1000.0
-            return yamnet_scores
+                yamnet_outputs = (self.yamnet.window_outputs(window) if self.head is not None
+                                  else (self.yamnet.window_scores(window), None))
+                result.model_ms[YAMNET_NAME] = (time.perf_counter() - began) * 1000.0
+            return yamnet_outputs
 
         for model in self.models:
             if model.classifier is None:
-                result.scores.append(YamnetTagger.urban_scores(yamnet_window()))
+                scores, embedding = yamnet_window()
+                result.scores.append(self.head.probabilities(embedding) if self.head is not None and
+                                     embedding is not None else YamnetTagger.urban_scores(scores))
                 continue
             recipe = model.classifier.card.recipe
             began = time.perf_counter()
@@ -122,7 +136,7 @@ class Scorer:
         positives = self._siren_positives
         siren = result.scores[0]
         if self.confirm_threshold is not None and (siren[positives] >= siren_on_threshold).any():
-            confirmation = YamnetTagger.siren_score(yamnet_window())  # YAMNet runs only on flagged windows
+            confirmation = YamnetTagger.siren_score(yamnet_window()[0])  # YAMNet runs only on flagged windows
             siren[positives] = vetoed(siren[positives], confirmation, siren_on_threshold, self.confirm_threshold)
             result.vetoed = confirmation < self.confirm_threshold
         return result

@@ -1,7 +1,9 @@
 """YAMNet, Google's pretrained AudioSet tagger, as a siren scorer: a teacher and baseline for our models.
 
 The project never ships YAMNet; a user supplies the `.tflite` file. This module needs only numpy and a
-TFLite interpreter, so it runs wherever the detector does.
+TFLite interpreter, so it runs wherever the detector does. Besides the 521 scores it can read the 1024-d
+embedding under them (the input of the shipped urban head, `detector.yamnet_head`): that needs the
+interpreter to keep its intermediate tensors, about 3 MB more resident memory and no slower here.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ URBAN_CLASSES: dict[str, tuple[int, ...]] = {
     "siren": EMERGENCY_CLASSES,
     "street_music": (132, 133),  # Music, Musical instrument
 }
+EMBEDDING_TENSOR = "global_average_pooling2d/Mean"  # YAMNet's (1, 1024) pooled features
+EMBEDDING_SIZE = 1024
 FRAMES_PER_WINDOW = 3  # for a 2 s window: offsets 0, 8200, 16400, so the frames cover it end to end
 
 
@@ -59,17 +63,18 @@ def read_class_names(path: Path) -> tuple[str, ...]:
 
 
 class YamnetTagger:
-    """YAMNet's 521 AudioSet scores for 16 kHz mono float32 audio in [-1, 1]."""
+    """YAMNet's 521 AudioSet scores for 16 kHz mono float32 audio in [-1, 1], and with `with_embedding` its
+    1024-d embedding from the same invoke."""
 
     def __init__(self, model_path: str | Path, class_map_path: str | Path | None = None,
-                 num_threads: int = 1, keep_all_tensors: bool = False) -> None:
+                 num_threads: int = 1, with_embedding: bool = False) -> None:
         self.path = Path(model_path)
         if not self.path.is_file():
             raise ModelError(f"{self.path}: YAMNet model file not found")
         self.class_names = read_class_names(Path(class_map_path)) if class_map_path is not None else ()
         # The shipped YAMNet tflite has a static [1, 15600] input: resizing it fails in XNNPACK, so one
         # invoke per frame is the only way (about 2.5 ms each on one core).
-        self._interpreter = make_interpreter(self.path, num_threads, keep_all_tensors)
+        self._interpreter = make_interpreter(self.path, num_threads, keep_all_tensors=with_embedding)
         input_details = self._interpreter.get_input_details()
         if len(input_details) != 1 or list(input_details[0]["shape"]) != [1, FRAME_SAMPLES]:
             raise ModelError(f"{self.path}: input is not one [1, {FRAME_SAMPLES}] waveform; not YAMNet")
@@ -78,6 +83,13 @@ class YamnetTagger:
         if len(scores) != 1:
             raise ModelError(f"{self.path}: no [1, {N_CLASSES}] score output; not YAMNet")
         self._output_index = scores[0]["index"]
+        self._embedding_index: int | None = None
+        if with_embedding:
+            found = [d["index"] for d in self._interpreter.get_tensor_details()
+                     if d["name"].endswith(EMBEDDING_TENSOR) and list(d["shape"]) == [1, EMBEDDING_SIZE]]
+            if len(found) != 1:
+                raise ModelError(f"{self.path}: no (1, {EMBEDDING_SIZE}) tensor named *{EMBEDDING_TENSOR}; not YAMNet")
+            self._embedding_index = found[0]
 
     def frame_scores(self, frame: np.ndarray) -> np.ndarray:
         """(15600,) waveform -> (521,) class scores."""
@@ -91,6 +103,17 @@ class YamnetTagger:
         """(n,) window -> (521,) per-class max over three frames spanning it: a siren anywhere counts."""
         return np.max([self.frame_scores(window[o : o + FRAME_SAMPLES]) for o in frame_offsets(len(window))],
                       axis=0)
+
+    def window_outputs(self, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(n,) window -> (521,) scores, the max over its frames (as `window_scores`), and the (1024,)
+        embedding, their mean. Needs `with_embedding`."""
+        if self._embedding_index is None:
+            raise ValueError("window_outputs needs a YamnetTagger made with with_embedding=True")
+        scores, embeddings = [], []
+        for offset in frame_offsets(len(window)):
+            scores.append(self.frame_scores(window[offset : offset + FRAME_SAMPLES]))
+            embeddings.append(self._interpreter.get_tensor(self._embedding_index)[0].copy())
+        return np.max(scores, axis=0), np.mean(embeddings, axis=0)
 
     @staticmethod
     def siren_score(scores: np.ndarray) -> float:

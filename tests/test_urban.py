@@ -274,10 +274,10 @@ def test_transfer_windows_or_mimicry_without_a_teacher_is_one_clear_error(
 
 def test_embedder_refuses_a_model_that_is_not_yamnet() -> None:
     from detector.errors import ModelError
-    from train.yamnet_teacher import YamnetEmbedder
+    from detector.yamnet import YamnetTagger
 
     with pytest.raises(ModelError, match="not YAMNet"):
-        YamnetEmbedder(Path(__file__).resolve().parents[1] / "models" / "emergency.tflite")
+        YamnetTagger(Path(__file__).resolve().parents[1] / "models" / "emergency.tflite", with_embedding=True)
 
 
 YAMNET = Path(__file__).resolve().parents[2] / "shared" / "models" / "yamnet.tflite"
@@ -286,12 +286,11 @@ YAMNET = Path(__file__).resolve().parents[2] / "shared" / "models" / "yamnet.tfl
 @pytest.mark.skipif(not YAMNET.is_file(), reason="YAMNet is supplied by the user (../shared/models in CI)")
 def test_embedder_gives_one_embedding_per_window_that_tells_sounds_apart() -> None:
     from detector.yamnet import YamnetTagger
-    from train.yamnet_teacher import YamnetEmbedder
 
     t = np.arange(2 * RATE) / RATE
     wail = (0.3 * np.sin(2 * np.pi * np.cumsum(800 + 500 * np.sin(2 * np.pi * 0.25 * t)) / RATE)).astype(np.float32)
     noise = (0.05 * np.random.default_rng(0).standard_normal(2 * RATE)).astype(np.float32)
-    embedder = YamnetEmbedder(YAMNET)
+    embedder = YamnetTagger(YAMNET, with_embedding=True)
     (_, a), (_, b), (_, again) = (embedder.window_outputs(w) for w in (wail, noise, wail))
     assert a.shape == (1024,) and np.all(np.isfinite(a))
     assert np.array_equal(a, again)

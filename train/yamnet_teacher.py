@@ -4,9 +4,9 @@ YAMNet's AudioSet scores mapped onto the ten urban classes (`detector.yamnet.URB
 slice accuracy on the held-out folds here; a logistic regression on its 1024-d embeddings (the pooled layer
 under those scores), fitted on the training fold only, reaches 67 %. For sirens the same head on two labels
 reaches ROC AUC 0.987 in the emergency CV, against 0.970 for YAMNet's own emergency classes. That
-regression, not YAMNet's own head, is what the students learn from. Training time only: the embeddings are
-read from an intermediate tensor, which needs the interpreter to keep every tensor (more memory), so
-nothing here belongs on the Pi.
+regression, not YAMNet's own head, is what the students learn from. The embeddings are read from an
+intermediate tensor (`YamnetTagger(with_embedding=True)`). The urban head fitted on all the data also ships,
+for the daemon's YAMNet option (`train.yamnet_head`, `detector.yamnet_head`).
 """
 
 from __future__ import annotations
@@ -22,34 +22,11 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
-from detector.errors import ModelError
-from detector.yamnet import FRAME_SAMPLES, YamnetTagger, frame_offsets
+from detector.yamnet import YamnetTagger
 
-EMBEDDING_TENSOR = "global_average_pooling2d/Mean"  # YAMNet's (1, 1024) pooled features
 REGULARISATION_C = 0.01  # best of 0.01 / 0.1 / 1 on both held-out folds (67.1 % at 0.1, 67.6 % at 0.01)
 CROSS_FIT_SPLITS = 5
 MIMIC_COMPONENTS = 128  # of the 1024-d embedding: what a student has room to copy
-
-
-class YamnetEmbedder(YamnetTagger):
-    """YAMNet with its embeddings readable: one invoke per frame gives both the scores and the embedding."""
-
-    def __init__(self, model_path: Path) -> None:
-        super().__init__(model_path, keep_all_tensors=True)
-        found = [d["index"] for d in self._interpreter.get_tensor_details()
-                 if d["name"].endswith(EMBEDDING_TENSOR) and list(d["shape"]) == [1, 1024]]
-        if len(found) != 1:
-            raise ModelError(f"{model_path}: no (1, 1024) tensor named *{EMBEDDING_TENSOR}; not YAMNet")
-        self._embedding_index = found[0]
-
-    def window_outputs(self, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(521,) scores, the max over the frames spanning the window (as `window_scores`), and the (1024,)
-        embedding, their mean."""
-        scores, embeddings = [], []
-        for offset in frame_offsets(len(window)):
-            scores.append(self.frame_scores(window[offset : offset + FRAME_SAMPLES]))
-            embeddings.append(self._interpreter.get_tensor(self._embedding_index)[0].copy())
-        return np.max(scores, axis=0), np.mean(embeddings, axis=0)
 
 
 def yamnet_outputs(model_path: Path, windows: np.ndarray, cache_dir: Path, what: str
@@ -61,7 +38,7 @@ def yamnet_outputs(model_path: Path, windows: np.ndarray, cache_dir: Path, what:
     if cache.exists():
         saved = np.load(cache)
         return saved["urban"], saved["embeddings"]
-    embedder = YamnetEmbedder(model_path)
+    embedder = YamnetTagger(model_path, with_embedding=True)
     urban, embeddings = [], []
     for window in tqdm(windows, desc=f"YAMNet on {what}", unit="win"):
         scores, embedding = embedder.window_outputs(window)
