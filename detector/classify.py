@@ -1,4 +1,6 @@
-"""Offline classification of audio files: per-window scores and the events the daemon would emit."""
+"""Offline classification of audio files: per-window scores and the events the daemon would emit.
+
+The daemon's own scorer and tracker settings run here, so a config gives the same events offline as live."""
 
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ from detector.audio import read_audio
 from detector.config import DetectionConfig
 from detector.errors import AudioError, DetectorError
 from detector.events import Event
-from detector.model import Classifier
-from detector.tracker import EventTracker, TrackerSettings, settings_for
+from detector.scoring import ScoredModel, Scorer, tracker_settings
+from detector.tracker import EventTracker, TrackerSettings
 from detector.windows import WindowSpec, cut_windows
 
 MIN_DURATION_FRACTION = 0.25  # of a window: shorter clips hold too little audio to judge
@@ -29,44 +31,61 @@ def tracked_events(label: str, starts_s: np.ndarray, scores: np.ndarray, window_
             if e.type == "end" and e.end_s is not None]
 
 
-def classify_samples(samples: np.ndarray, classifiers: list[Classifier], hop_s: float | None = None
+def score_names(models: list[ScoredModel]) -> list[list[str]]:
+    """Each model's labels as classify's score keys: plain, unless an earlier model has the label (urban.tflite
+    and YAMNet's tagging share all ten), then `<model>/<label>` as on the daemon's scores topic. Events keep
+    the plain label, as the daemon publishes them."""
+    seen: set[str] = set()
+    names = []
+    for model in models:
+        names.append([f"{model.identity.name}/{label}" if label in seen else label for label in model.labels])
+        seen.update(model.labels)
+    return names
+
+
+def classify_samples(samples: np.ndarray, scorer: Scorer, detection: DetectionConfig
                      ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Windows with every model's scores, and the events the daemon would emit for each positive label."""
-    first = classifiers[0].card
-    spec = WindowSpec.from_seconds(first.sample_rate, first.window_s, hop_s or first.hop_s)
+    """Windows with every model's scores, and the events the daemon would emit for each positive label: the
+    same scorer (YAMNet's veto and tagging included) and the same tracker settings as `detector.daemon`."""
+    siren_card = scorer.models[0].classifier.card if scorer.models[0].classifier else None
+    assert siren_card is not None  # the siren model is always one of ours
+    spec = WindowSpec.from_seconds(siren_card.sample_rate, siren_card.window_s, detection.hop_s)
     windows, starts = cut_windows(samples, spec)
     starts_s = starts / spec.sample_rate
+    settings = [tracker_settings(model, detection) for model in scorer.models]
+    scored = [scorer.score(window, settings[0].on_threshold).scores for window in windows]
+    names = score_names(scorer.models)
     rows: list[dict[str, Any]] = [{"start_s": round(float(s), 3), "scores": {}} for s in starts_s]
     events = []
-    for classifier in classifiers:
-        classifier.check_audio_path(spec.sample_rate, first.window_s)
-        probabilities = classifier.predict(windows)
+    for index, (model, model_settings, model_names) in enumerate(zip(scorer.models, settings, names, strict=True)):
+        probabilities = np.array([window_scores[index] for window_scores in scored]).reshape(len(windows), -1)
         for row, values in zip(rows, probabilities, strict=True):
-            row["scores"].update({label: round(float(v), 4) for label, v in zip(classifier.card.labels, values,
-                                                                                  strict=True)})
-        settings = settings_for(classifier.card, DetectionConfig())
-        for label in classifier.card.positive_labels:
-            column = probabilities[:, classifier.card.labels.index(label)]
-            events.extend(tracked_events(label, starts_s, column, first.window_s, settings))
+            row["scores"].update({name: round(float(v), 4) for name, v in zip(model_names, values, strict=True)})
+        for label in model.positive_labels:
+            column = model.labels.index(label)
+            events.extend(tracked_events(label, starts_s, probabilities[:, column], siren_card.window_s,
+                                         model_settings))
     events.sort(key=lambda event: event.start_s)
     return rows, [event.to_dict() for event in events]
 
 
-def classify_file(path: Path, classifiers: list[Classifier]) -> dict[str, Any]:
+def classify_file(path: Path, scorer: Scorer, detection: DetectionConfig) -> dict[str, Any]:
     """PRODUCT.md's per-file JSON object; raises AudioError for a file that cannot be classified."""
-    first = classifiers[0].card
+    siren = scorer.models[0].classifier
+    assert siren is not None
+    first = siren.card
     audio = read_audio(path, first.sample_rate, max_duration_s=MAX_FILE_DURATION_S)
     if audio.duration_s < MIN_DURATION_FRACTION * first.window_s:
         raise AudioError(
             f"{path}: {audio.duration_s:.2f} s of audio is too short to classify "
             f"(at least {MIN_DURATION_FRACTION * first.window_s:.2f} s needed)"
         )
-    windows, events = classify_samples(audio.samples, classifiers)
+    windows, events = classify_samples(audio.samples, scorer, detection)
     return {"file": str(path), "duration_s": round(audio.duration_s, 3), "windows": windows, "events": events}
 
 
-def classify_or_error(path: Path, classifiers: list[Classifier]) -> dict[str, Any]:
+def classify_or_error(path: Path, scorer: Scorer, detection: DetectionConfig) -> dict[str, Any]:
     try:
-        return classify_file(path, classifiers)
+        return classify_file(path, scorer, detection)
     except DetectorError as error:
         return {"file": str(path), "error": str(error)}

@@ -13,14 +13,13 @@ from detector.classify import classify_or_error
 from detector.config import (
     DEFAULT_CONFIG_PATH,
     INSTALL_ROOT,
+    DetectionConfig,
     check_files,
     describe_config,
     load_config,
     read_password,
-    resolve_path,
 )
 from detector.errors import ConfigError, DetectorError, ModelError
-from detector.model import Classifier
 
 DEFAULT_MODEL = INSTALL_ROOT / "models" / "emergency.tflite"
 DEMO_CONFIG_PATH = INSTALL_ROOT / "configs" / "demo.yaml"
@@ -38,17 +37,19 @@ def _print_human(result: dict) -> None:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
+    from detector.daemon import SAMPLE_RATE, WINDOW_S
+    from detector.scoring import Scorer
+
     if args.model:
-        paths = args.model
+        detection = DetectionConfig(model=args.model[0], models=tuple(args.model[1:]))
     elif args.config:
         detection = load_config(args.config).detection
-        paths = [resolve_path(path) for path in (detection.model, *detection.models)]
     else:
-        paths = [DEFAULT_MODEL]
-    classifiers = [Classifier(path) for path in paths]
+        detection = DetectionConfig(model=DEFAULT_MODEL)
+    scorer = Scorer(detection, SAMPLE_RATE, WINDOW_S)
     failed = False
     for path in args.files:
-        result = classify_or_error(Path(path), classifiers)
+        result = classify_or_error(Path(path), scorer, detection)
         failed |= "error" in result
         if args.json:
             print(json.dumps(result), flush=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Protocol
 
-from detector.config import Config, DetectionConfig, check_files
+from detector.config import Config, check_files
 from detector.errors import ConfigError
 from detector.health import HealthMonitor
 from detector.messages import (
@@ -28,11 +28,11 @@ from detector.messages import (
     state_message,
 )
 from detector.mqtt import MqttSink
-from detector.scoring import SIREN_TOPIC, ScoredModel, Scorer
+from detector.scoring import SIREN_TOPIC, ScoredModel, Scorer, tracker_settings
 from detector.sources import Chunk, EndOfAudio, Source, SourceFault, make_source
 from detector.spool import Message, Spool
 from detector.systemd import Notifier
-from detector.tracker import OFF_FRACTION, EventTracker, TrackedEvent, TrackerSettings, settings_for
+from detector.tracker import EventTracker, TrackedEvent, TrackerSettings
 from detector.windows import StreamWindower, WindowSpec
 
 log = logging.getLogger(__name__)
@@ -91,14 +91,8 @@ class Daemon:
         self._anchor = (0.0, time.time())  # (audio seconds, wall time) of the latest chunk
 
     def _trackers(self, model: ScoredModel) -> ModelTrackers:
-        """A tracker per label the model reports. The siren model's settings follow the config; the others'
-        their own cards, YAMNet's its urban threshold."""
-        if model.classifier is None:
-            threshold = self.config.detection.yamnet_urban_threshold
-            settings = TrackerSettings(on_threshold=threshold, off_threshold=OFF_FRACTION * threshold)
-        else:
-            detection = self.config.detection if model.topic == SIREN_TOPIC else DetectionConfig()
-            settings = settings_for(model.classifier.card, detection)
+        """A tracker per label the model reports, with `scoring.tracker_settings`."""
+        settings = tracker_settings(model, self.config.detection)
         return ModelTrackers(model, settings, {model.labels.index(label): EventTracker(label, settings, WINDOW_S)
                                                for label in model.positive_labels})
 

@@ -20,6 +20,7 @@ from detector.errors import ModelError
 from detector.features import FeatureRecipe
 from detector.messages import ModelIdentity
 from detector.model import Classifier, file_sha256
+from detector.tracker import OFF_FRACTION, TrackerSettings, settings_for
 from detector.yamnet import URBAN_CLASSES, YamnetTagger
 from detector.yamnet_head import YamnetHead, load_head
 
@@ -67,6 +68,15 @@ def vetoed(scores: np.ndarray, yamnet_siren: np.ndarray | float, on_threshold: f
     held[(held >= on_threshold) & (np.asarray(yamnet_siren) < confirm_threshold)] = np.nextafter(
         np.float32(on_threshold), np.float32(0))
     return held
+
+
+def tracker_settings(model: ScoredModel, detection: DetectionConfig) -> TrackerSettings:
+    """How one model's scores become events, for the daemon and classify alike: the siren model's settings
+    follow the config (over its card's), the others' their own cards, YAMNet's tagging its urban threshold."""
+    if model.classifier is None:
+        threshold = detection.yamnet_urban_threshold
+        return TrackerSettings(on_threshold=threshold, off_threshold=OFF_FRACTION * threshold)
+    return settings_for(model.classifier.card, detection if model.topic == SIREN_TOPIC else DetectionConfig())
 
 
 def _identity(classifier: Classifier) -> ModelIdentity:

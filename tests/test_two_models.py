@@ -99,3 +99,39 @@ def test_yamnet_tags_urban_labels_and_vetoes_unconfirmed_onsets(tmp_path: Path) 
     strict = scorer(0.9999).score(window, siren_on_threshold=0.5)
     assert strict.vetoed and 0.49 < strict.scores[0][1] < 0.5  # held just below the on-threshold
     np.testing.assert_allclose(strict.scores[1], plain.scores[1])  # the urban tags do not depend on the veto
+
+
+def test_classify_with_a_config_gives_the_events_the_daemon_publishes(tmp_path: Path) -> None:
+    """Tracker overrides, the hop and a second model (its own card's tracker, events on <p>/sound): offline
+    classify and the daemon on the same file agree event for event."""
+    import subprocess
+    import sys
+
+    import soundfile as sf
+
+    audio, _ = generate_scene(40.0, np.random.default_rng(11), SAMPLE_RATE, siren_times=[(6.0, 18.0), (26.0, 34.0)])
+    wav = tmp_path / "scene.wav"
+    sf.write(wav, audio, SAMPLE_RATE)
+    detection = {"hop_s": 0.5, "on_threshold": 0.975, "instant_threshold": 0.99, "onset_windows": 1, "onset_of": 1,
+                 "models": [str(renamed_copy(tmp_path, "second"))]}
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"audio": {"source": "file", "file": str(wav), "realtime": False},
+                                      "mqtt": {"enabled": False}, "stdout": True, "detection": detection}))
+
+    def run(*command: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "detector.cli", *command], capture_output=True, text=True,
+                              timeout=180)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    published = [json.loads(line) for line in run("run", "--config", str(config)).splitlines()]
+    ends = {topic: sorted((m["payload"]["label"], round(m["payload"]["start_offset_s"], 3),
+                           round(m["payload"]["start_offset_s"] + m["payload"]["duration_s"], 3))
+                          for m in published if m["topic"].endswith(topic) and m["payload"]["type"] == "end")
+            for topic in ("/event", "/sound")}
+    assert ends["/event"] and ends["/sound"] and ends["/event"] != ends["/sound"]  # the overrides are the siren's
+    classified = json.loads(run("classify", "--config", str(config), "--json", str(wav)))
+    offline_events = sorted((e["label"], round(e["start_s"], 3), round(e["end_s"], 3)) for e in classified["events"])
+    assert offline_events == sorted(ends["/event"] + ends["/sound"])
+    assert classified["windows"][1]["start_s"] == 0.5  # the config's hop, not the card's
+    assert {"emergency", "second/emergency"} <= set(classified["windows"][0]["scores"])

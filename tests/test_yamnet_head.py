@@ -133,3 +133,22 @@ def test_train_yamnet_head_writes_a_head_the_runtime_loads(tmp_path: Path, capsy
     missing = tmp_path / "none.tflite"
     assert main(["--data", str(tmp_path / "us8k"), "--yamnet", str(missing)]) == 2
     assert capsys.readouterr().err.strip() == f"train.yamnet_head: error: {missing}: YAMNet model file not found"
+
+
+@needs_yamnet
+def test_classify_with_a_yamnet_config_shows_its_tags_beside_the_urban_models(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    audio, _ = generate_scene(8.0, np.random.default_rng(2), SAMPLE_RATE, siren_times=[(0.5, 7.5)],
+                              siren_snr_db=(25.0, 25.0))
+    wav = tmp_path / "scene.wav"
+    sf.write(wav, audio, SAMPLE_RATE)
+    config = tmp_path / "config.yaml"
+    config.write_text(f"detection:\n  yamnet: {YAMNET}\n  models: [{INSTALL_ROOT / 'models' / 'urban.tflite'}]\n")
+    run = subprocess.run([sys.executable, "-m", "detector.cli", "classify", "--config", str(config), "--json",
+                          str(wav)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    scores = json.loads(run.stdout)["windows"][0]["scores"]
+    assert {"emergency", "siren", f"{YAMNET_HEAD_NAME}/siren"} <= set(scores)  # the shared labels, told apart
+    assert len(scores) == 2 + 10 + 10
+    assert abs(sum(scores[f"{YAMNET_HEAD_NAME}/{label}"] for label in URBAN_CLASSES) - 1.0) < 1e-3
