@@ -15,7 +15,7 @@ from detector.errors import AudioError, DetectorError
 from detector.events import Event
 from detector.scoring import ScoredModel, Scorer, tracker_settings
 from detector.tracker import EventTracker, TrackerSettings
-from detector.windows import WindowSpec, cut_windows
+from detector.windows import WindowSpec, window_view
 
 MIN_DURATION_FRACTION = 0.25  # of a window: shorter clips hold too little audio to judge
 MAX_FILE_DURATION_S = 24 * 3600.0
@@ -47,33 +47,29 @@ def classify_samples(samples: np.ndarray, scorer: Scorer, detection: DetectionCo
                      ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Windows with every model's scores, and the events the daemon would emit for each positive label: the
     same scorer (YAMNet's veto and tagging included) and the same tracker settings as `detector.daemon`."""
-    siren_card = scorer.models[0].classifier.card if scorer.models[0].classifier else None
-    assert siren_card is not None  # the siren model is always one of ours
-    spec = WindowSpec.from_seconds(siren_card.sample_rate, siren_card.window_s, detection.hop_s)
-    windows, starts = cut_windows(samples, spec)
+    card = scorer.siren_card
+    spec = WindowSpec.from_seconds(card.sample_rate, card.window_s, detection.hop_s)
+    windows, starts = window_view(samples.astype(np.float32, copy=False), spec)
     starts_s = starts / spec.sample_rate
     settings = [tracker_settings(model, detection) for model in scorer.models]
-    scored = [scorer.score(window, settings[0].on_threshold).scores for window in windows]
+    scored = [scorer.score(np.array(window), settings[0].on_threshold).scores for window in windows]
     names = score_names(scorer.models)
     rows: list[dict[str, Any]] = [{"start_s": round(float(s), 3), "scores": {}} for s in starts_s]
     events = []
     for index, (model, model_settings, model_names) in enumerate(zip(scorer.models, settings, names, strict=True)):
-        probabilities = np.array([window_scores[index] for window_scores in scored]).reshape(len(windows), -1)
+        probabilities = np.stack([window_scores[index] for window_scores in scored])
         for row, values in zip(rows, probabilities, strict=True):
             row["scores"].update({name: round(float(v), 4) for name, v in zip(model_names, values, strict=True)})
         for label in model.positive_labels:
             column = model.labels.index(label)
-            events.extend(tracked_events(label, starts_s, probabilities[:, column], siren_card.window_s,
-                                         model_settings))
+            events.extend(tracked_events(label, starts_s, probabilities[:, column], card.window_s, model_settings))
     events.sort(key=lambda event: event.start_s)
     return rows, [event.to_dict() for event in events]
 
 
 def classify_file(path: Path, scorer: Scorer, detection: DetectionConfig) -> dict[str, Any]:
     """PRODUCT.md's per-file JSON object; raises AudioError for a file that cannot be classified."""
-    siren = scorer.models[0].classifier
-    assert siren is not None
-    first = siren.card
+    first = scorer.siren_card
     audio = read_audio(path, first.sample_rate, max_duration_s=MAX_FILE_DURATION_S)
     if audio.duration_s < MIN_DURATION_FRACTION * first.window_s:
         raise AudioError(

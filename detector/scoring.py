@@ -19,7 +19,7 @@ from detector.config import DetectionConfig, resolve_path
 from detector.errors import ModelError
 from detector.features import FeatureRecipe
 from detector.messages import ModelIdentity
-from detector.model import Classifier, file_sha256
+from detector.model import Classifier, ModelCard, file_sha256
 from detector.tracker import OFF_FRACTION, TrackerSettings, settings_for
 from detector.yamnet import URBAN_CLASSES, YamnetTagger
 from detector.yamnet_head import YamnetHead, load_head
@@ -113,6 +113,12 @@ class Scorer:
     @property
     def siren(self) -> ScoredModel:
         return self.models[0]
+
+    @property
+    def siren_card(self) -> ModelCard:
+        """The siren model's card: it sets the audio path (the siren model is always ours, never YAMNet)."""
+        assert self.siren.classifier is not None
+        return self.siren.classifier.card
 
     def score(self, window: np.ndarray, siren_on_threshold: float) -> WindowScores:
         """All models on one window; a siren score YAMNet does not confirm is held just below the on-threshold."""

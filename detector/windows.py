@@ -32,15 +32,21 @@ def window_starts(n_samples: int, spec: WindowSpec) -> list[int]:
     return list(range(0, n_samples - spec.window + 1, spec.hop))
 
 
-def cut_windows(samples: np.ndarray, spec: WindowSpec) -> tuple[np.ndarray, np.ndarray]:
-    """All windows of a clip as a (count, window) float32 array, and their start indices."""
+def window_view(samples: np.ndarray, spec: WindowSpec) -> tuple[np.ndarray, np.ndarray]:
+    """All windows of a clip as a (count, window) read-only view of `samples` (no copy: a day of audio is
+    11 GB as windows), and their start indices; a clip shorter than a window is zero-padded to one."""
     starts = window_starts(len(samples), spec)
     if len(samples) < spec.window:
         padded = np.zeros(spec.window, dtype=np.float32)
         padded[: len(samples)] = samples
         return padded[None, :], np.array(starts)
-    windows = np.lib.stride_tricks.sliding_window_view(samples, spec.window)[:: spec.hop]
-    return np.ascontiguousarray(windows, dtype=np.float32), np.array(starts)
+    return np.lib.stride_tricks.sliding_window_view(samples, spec.window)[:: spec.hop], np.array(starts)
+
+
+def cut_windows(samples: np.ndarray, spec: WindowSpec) -> tuple[np.ndarray, np.ndarray]:
+    """All windows of a clip as a (count, window) float32 array, and their start indices."""
+    windows, starts = window_view(samples, spec)
+    return np.ascontiguousarray(windows, dtype=np.float32), starts
 
 
 class StreamWindower:
