@@ -326,3 +326,20 @@ def test_an_ensemble_names_known_members_and_only_for_the_siren_model(capsys: py
     assert main(["--task", "urban", "--data", "unused.csv", "--teacher-weight", "0", "--ship", "dscnn_m+dscnn_s"]) == 2
     assert capsys.readouterr().err.strip() == ("siren-train: error: an ensemble (--ship a+b) is for the emergency "
                                                "model only")
+
+
+def test_traffic_check_thresholds_just_above_the_loudest_traffic_window() -> None:
+    from train.traffic_check import recall_above_traffic, traffic_mask
+
+    sources = ["evss-traffic/traffic", "urbansound8k/engine_idling", "urbansound8k/dog_bark", "sesa/siren",
+               "sesa/siren", "urbansound8k/siren"]
+    traffic = traffic_mask(sources, ("evss-traffic", "urbansound8k/engine_idling"))
+    assert traffic.tolist() == [True, True, False, False, False, False]
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    clip_ids = np.array([0, 1, 2, 3, 3, 4])
+    datasets = np.array(["evss-traffic", "urbansound8k", "urbansound8k", "sesa", "sesa", "urbansound8k"])
+    scores = np.array([0.3, 0.7, 0.99, 0.7, 0.8, 0.69])  # the dog bark is not traffic: it sets nothing
+    row = recall_above_traffic(scores, labels, clip_ids, datasets, traffic)
+    assert row["threshold"] == 0.7 and row["traffic_windows"] == 2
+    assert row["siren_windows_above"] == round(1 / 3, 4)  # 0.7 ties the traffic window: not above
+    assert row["siren_clips_caught"] == 0.5 and row["by_dataset"] == {"sesa": 1.0, "urbansound8k": 0.0}

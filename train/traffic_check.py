@@ -1,0 +1,89 @@
+"""Recall at no false alarm on road traffic: the maintainers' protocol (issue 2), approximated on the data here.
+
+They set each model's threshold so that it raises no false alarm on half an hour of ordinary road traffic,
+then count the siren clips it catches. Here the traffic is the real traffic-like recordings in the index
+(`--traffic`, by default EVSS traffic and UrbanSound8K engine idling, about 16 minutes), the scores are
+grouped-CV out-of-fold scores (`<model>_oof.npy`, or YAMNet's `yamnet_oof.npy`, which needs no training),
+and the threshold sits just above the highest score any traffic window gets. A siren clip counts as
+caught when one of its windows is above it: the tracker's 1-of-1 rule at that threshold.
+
+Usage: python -m train.traffic_check --data INDEX.csv --oof NAME=PATH.npy ... [--traffic DATASET[/LABEL] ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detector.windows import WindowSpec
+from train.datasets import EMERGENCY, binary_label, load_dataset
+from train.examples import load_real_windows
+
+DEFAULT_TRAFFIC = ("evss-traffic", "urbansound8k/engine_idling")
+
+
+def traffic_mask(sources: list[str], traffic: tuple[str, ...]) -> np.ndarray:
+    """Which windows are traffic: `sources[i]` is the window's `dataset/label`; a spec matches the dataset
+    alone or the dataset and label."""
+    return np.array([source in traffic or source.split("/", 1)[0] in traffic for source in sources], bool)
+
+
+def recall_above_traffic(scores: np.ndarray, labels: np.ndarray, clip_ids: np.ndarray, datasets: np.ndarray,
+                         traffic: np.ndarray) -> dict[str, Any]:
+    """The threshold just above every traffic window's score, and the siren windows and clips (all, and per
+    dataset) above it."""
+    threshold = float(scores[traffic].max())
+    positive = labels == 1
+    caught = set(np.unique(clip_ids[positive & (scores > threshold)]).tolist())
+
+    def share_caught(windows: np.ndarray) -> float:
+        clips = set(np.unique(clip_ids[windows]).tolist())
+        return round(len(clips & caught) / max(len(clips), 1), 4)
+
+    return {"threshold": round(threshold, 4), "traffic_windows": int(traffic.sum()),
+            "siren_windows_above": round(float(np.mean(scores[positive] > threshold)), 4),
+            "siren_clips_caught": share_caught(positive),
+            "by_dataset": {str(d): share_caught(positive & (datasets == d)) for d in np.unique(datasets[positive])}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m train.traffic_check", description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="the index CSV the scores were made on")
+    parser.add_argument("--oof", action="append", required=True, metavar="NAME=PATH",
+                        help="out-of-fold scores saved by siren-train (<model>_oof.npy, yamnet_oof.npy)")
+    parser.add_argument("--traffic", action="append", metavar="DATASET[/LABEL]",
+                        help=f"traffic recordings (default: {', '.join(DEFAULT_TRAFFIC)})")
+    args = parser.parse_args(argv)
+
+    clips = load_dataset(args.data, "binary_label")
+    sources = [f"{clip.dataset}/{clip.label}" for clip in load_dataset(args.data, "label")]
+    real = load_real_windows(clips, WindowSpec.from_seconds(16000, 2.0, 1.0),
+                             lambda label: binary_label(label) == EMERGENCY)
+    traffic = traffic_mask([sources[i] for i in real.clip_ids], tuple(args.traffic or DEFAULT_TRAFFIC))
+    if not traffic.any() or traffic[real.labels == 1].any():
+        print("traffic_check: error: --traffic matches no non-siren window (or matches sirens)", file=sys.stderr)
+        return 2
+    siren_sets = [str(d) for d in np.unique(real.datasets[real.labels == 1])]
+    print(f"threshold just above the highest score of {int(traffic.sum())} traffic windows "
+          f"({int(traffic.sum()) / 60:.0f} min at a 1 s hop); out-of-fold scores; clips caught per siren set\n"
+          f"| model | threshold | siren windows above | siren clips caught | {' | '.join(siren_sets)} |\n"
+          f"| --- | ---: | ---: | ---: |{' ---: |' * len(siren_sets)}")
+    for name, path in (item.split("=", 1) for item in args.oof):
+        scores = np.load(path)
+        if len(scores) != len(real.labels):
+            print(f"traffic_check: error: {path} has {len(scores)} scores for {len(real.labels)} windows",
+                  file=sys.stderr)
+            return 2
+        row = recall_above_traffic(scores, real.labels, real.clip_ids, real.datasets, traffic)
+        per_set = " | ".join(f"{row['by_dataset'][d]:.1%}" for d in siren_sets)
+        print(f"| {name} | {row['threshold']:.4f} | {row['siren_windows_above']:.1%} | "
+              f"{row['siren_clips_caught']:.1%} | {per_set} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
