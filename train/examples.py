@@ -18,9 +18,10 @@ from detector.features import FeatureRecipe, compute_features
 from detector.synth import DISTRACTOR_KINDS, generate_distractor, random_siren_event
 from detector.windows import WindowSpec, cut_windows
 from train.augment import augment_negative, augment_positive, mix_at_snr, roadside_noise
-from train.datasets import Clip
+from train.datasets import EMERGENCY, Clip, binary_label
 
 SILENT_POSITIVE_DBFS = -55.0  # a "siren" window this quiet holds no siren to learn from
+SIREN_TASK_SPEC = WindowSpec.from_seconds(16000, 2.0, 1.0)  # the siren task's windows: 2 s at a 1 s hop
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,12 @@ def load_real_windows(clips: Sequence[Clip], spec: WindowSpec, is_positive: Call
         datasets += [clip.dataset] * len(clip_windows)
     return Examples(np.concatenate(windows), np.array(labels), tuple(groups),
                     np.full(len(labels), "real"), np.array(clip_ids), np.array(datasets))
+
+
+def load_siren_task_windows(clips: Sequence[Clip], spec: WindowSpec = SIREN_TASK_SPEC) -> Examples:
+    """The siren task's real windows (positive = an emergency label), in the order siren-train's saved
+    out-of-fold scores follow, so the tools that re-read those scores line them up with the same call."""
+    return load_real_windows(clips, spec, lambda label: binary_label(label) == EMERGENCY)
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,16 @@ import numpy as np
 from detector.features import FeatureRecipe
 from detector.windows import WindowSpec
 from detector.yamnet import URBAN_CLASSES
-from train.datasets import EMERGENCY, NON_EMERGENCY, Clip, binary_label
+from train.datasets import EMERGENCY, NON_EMERGENCY, Clip
 from train.evaluate import assign_folds, evaluate_at_budget, plot_report
-from train.examples import AugmentPlan, Examples, augment, features_of, load_real_windows
+from train.examples import (
+    SIREN_TASK_SPEC,
+    AugmentPlan,
+    Examples,
+    augment,
+    features_of,
+    load_siren_task_windows,
+)
 from train.fit import FitSettings, fit_model, hard_negative_factors, predict, standardised_recipe
 from train.models import Architecture, architecture_of, count_macs, describe, ensemble_members, fit_seed_of
 from train.street import StreetSet, make_street_set
@@ -213,10 +220,7 @@ def reused_cross_validation(folder: Path, name: str, config: PipelineConfig, n_w
 
 
 def load_data(config: PipelineConfig, spec: WindowSpec) -> FoldData:
-    def is_positive(label: str) -> bool:
-        return binary_label(label) == EMERGENCY
-
-    real = load_real_windows(config.clips, spec, is_positive)
+    real = load_siren_task_windows(config.clips, spec)
     augmented = augment(real, config.plan, spec)
     groups = [clip.group for clip in config.clips]
     us8k = [clip.fold if clip.dataset == "urbansound8k" else None for clip in config.clips]
@@ -247,7 +251,7 @@ def evaluate_scores(name: str, scores: np.ndarray, data: FoldData, config: Pipel
 
 
 def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
-    spec = WindowSpec.from_seconds(16000, 2.0, 1.0)
+    spec = SIREN_TASK_SPEC
     config.report_dir.mkdir(parents=True, exist_ok=True)
     data = load_data(config, spec)
     street = make_street_set(data.real, data.window_fold, config.folds, spec, seed=config.plan.seed)

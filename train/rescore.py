@@ -19,10 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from detector.windows import WindowSpec
-from train.datasets import EMERGENCY, binary_label, load_dataset
+from train.datasets import load_dataset
 from train.evaluate import evaluate_at_budget, plot_report
-from train.examples import load_real_windows
+from train.examples import load_siren_task_windows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,8 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     clips = [clip for source in args.data for clip in load_dataset(source, args.label_column)]
-    real = load_real_windows(clips, WindowSpec.from_seconds(16000, 2.0, 1.0),
-                             lambda label: binary_label(label) == EMERGENCY)
+    real = load_siren_task_windows(clips)
     hours = float((real.labels == 0).sum()) / 3600
     facts: dict[str, dict[str, Any]] = {}
     protocol = ""

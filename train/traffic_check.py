@@ -19,9 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from detector.windows import WindowSpec
-from train.datasets import EMERGENCY, binary_label, load_dataset
-from train.examples import load_real_windows
+from train.datasets import load_dataset
+from train.examples import load_siren_task_windows
 
 DEFAULT_TRAFFIC = ("evss-traffic", "urbansound8k/engine_idling")
 
@@ -61,8 +60,7 @@ def main(argv: list[str] | None = None) -> int:
 
     clips = load_dataset(args.data, "binary_label")
     sources = [f"{clip.dataset}/{clip.label}" for clip in load_dataset(args.data, "label")]
-    real = load_real_windows(clips, WindowSpec.from_seconds(16000, 2.0, 1.0),
-                             lambda label: binary_label(label) == EMERGENCY)
+    real = load_siren_task_windows(clips)
     traffic = traffic_mask([sources[i] for i in real.clip_ids], tuple(args.traffic or DEFAULT_TRAFFIC))
     if not traffic.any() or traffic[real.labels == 1].any():
         print("traffic_check: error: --traffic matches no non-siren window (or matches sirens)", file=sys.stderr)

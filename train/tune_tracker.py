@@ -27,9 +27,8 @@ import numpy as np
 
 from detector.scoring import vetoed
 from detector.tracker import EventTracker, TrackerSettings
-from detector.windows import WindowSpec
-from train.datasets import EMERGENCY, binary_label, load_dataset
-from train.examples import load_real_windows
+from train.datasets import load_dataset
+from train.examples import load_siren_task_windows
 
 ON_THRESHOLDS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 OFF_FRACTION = 0.5  # the off-threshold changes how long events last, not how many start
@@ -95,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     all_clips = [clip for source in args.data for clip in load_dataset(source, args.label_column)]
-    real = load_real_windows(all_clips, WindowSpec.from_seconds(16000, WINDOW_S, HOP_S),
-                             lambda label: binary_label(label) == EMERGENCY)
+    real = load_siren_task_windows(all_clips)
     scores = np.load(args.oof)
     if len(scores) != len(real.labels):
         print(f"tune_tracker: error: {args.oof} has {len(scores)} scores for {len(real.labels)} windows",
