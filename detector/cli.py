@@ -46,7 +46,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         detection = load_config(args.config).detection
     else:
         detection = DetectionConfig(model=DEFAULT_MODEL)
-    scorer = Scorer(detection, SAMPLE_RATE, WINDOW_S)
+    scorer = Scorer(detection, SAMPLE_RATE, WINDOW_S, "--model" if args.model else "detection.models")
     failed = False
     for path in args.files:
         result = classify_or_error(Path(path), scorer, detection)

@@ -86,13 +86,15 @@ def _identity(classifier: Classifier) -> ModelIdentity:
 class Scorer:
     """The configured models, loaded and checked once; `score` runs them all on one window."""
 
-    def __init__(self, detection: DetectionConfig, sample_rate: int, window_s: float) -> None:
+    def __init__(self, detection: DetectionConfig, sample_rate: int, window_s: float,
+                 models_origin: str = "detection.models") -> None:
+        """`models_origin`: where the user named the models, for the error when two share a card name."""
         classifiers = [Classifier(resolve_path(path)) for path in (detection.model, *detection.models)]
         for classifier in classifiers:
             classifier.check_audio_path(sample_rate, window_s)
         names = [c.card.name for c in classifiers]
         if len(set(names)) != len(names):
-            raise ModelError(f"detection.models: two models share the name {max(names, key=names.count)!r}")
+            raise ModelError(f"{models_origin}: two models share the name {max(names, key=names.count)!r}")
         self.models = [ScoredModel(_identity(c), c.card.labels, c.card.positive_labels,
                                    SIREN_TOPIC if i == 0 else SOUND_TOPIC, c) for i, c in enumerate(classifiers)]
         self._siren_positives = [self.siren.labels.index(label) for label in self.siren.positive_labels]

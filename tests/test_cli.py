@@ -233,3 +233,11 @@ def test_a_bad_model_in_the_console_script_gives_no_traceback(model_variant, tin
     assert done.stdout == ""
     (line,) = done.stderr.splitlines()
     assert line.startswith("siren-detector: error: ") and reason in line
+
+
+def test_the_same_model_twice_on_the_command_line_names_the_option(tiny_model, write_audio, capsys) -> None:
+    """Two --model files with one card name: the error points at --model, not at a config key the user never wrote."""
+    wav = write_audio("scene.wav", scene(3.0, (1.0, 2.0), 2))
+    assert main(["classify", str(wav), "--model", str(tiny_model), "--model", str(tiny_model)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("siren-detector: error: --model: two models share the name ")

@@ -325,7 +325,9 @@ def test_an_ensemble_names_known_members_and_only_for_the_siren_model(capsys: py
     assert "unknown model 'dscnn_m@1'" in capsys.readouterr().err  # seed variants: emergency only
     assert main(["--task", "urban", "--data", "unused.csv", "--teacher-weight", "0", "--ship", "dscnn_m+dscnn_s"]) == 2
     assert capsys.readouterr().err.strip() == ("siren-train: error: an ensemble (--ship a+b) is for the emergency "
-                                               "model only")
+                                               "model only; urban: --ship-seeds N")
+    assert main(["--task", "urban", "--data", "unused.csv", "--teacher-weight", "0", "--ship-seeds", "0"]) == 2
+    assert "--ship-seeds >= 1" in capsys.readouterr().err
 
 
 def test_traffic_check_thresholds_just_above_the_loudest_traffic_window() -> None:

@@ -239,8 +239,8 @@ def test_siren_train_urban_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "models" / "urban.tflite"
     report = tmp_path / "report"
     code = main(["--task", "urban", "--data", str(tmp_path / "us8k"), "--data", str(index),
-                 "--models", "dscnn_s,mfcc_dense", "--ship", "dscnn_s", "--epochs", "2", "--tutorial-epochs", "1",
-                 "--out", str(out), "--report", str(report)])
+                 "--models", "dscnn_s,mfcc_dense", "--ship", "dscnn_s", "--ship-seeds", "2", "--epochs", "2",
+                 "--tutorial-epochs", "1", "--out", str(out), "--report", str(report)])
     assert code == 0
     classifier = Classifier(out)
     card = classifier.card
@@ -250,12 +250,18 @@ def test_siren_train_urban_end_to_end(tmp_path: Path) -> None:
     evaluation = card.raw["evaluation"]
     assert set(evaluation["this_model"]["slice_accuracy_per_fold"]) == {"1", "2"}
     assert "mfcc_dense" in evaluation["baselines_same_folds"]
+    assert evaluation["this_model"]["members"] == ["dscnn_s", "dscnn_s@1"]  # the shipped average of two seeds
+    assert {"dscnn_s", "dscnn_s@1"} <= set(evaluation["baselines_same_folds"])
+    assert card.raw["training"]["fit_seeds"] == [0, 1]
+    assert card.raw["parameters"] == 2 * evaluation["baselines_same_folds"]["dscnn_s"]["parameters"]
     assert "CC BY-NC" in card.raw["training"]["licence_note"]
     assert card.raw["export_check"]["decision"] == "argmax"
     assert out.stat().st_size <= 256 * 1024
     results = json.loads((report / "report.json").read_text())
     assert results["test_folds"] == [1, 2] and results["training_only_folds"] == [3]
-    assert (report / "dscnn_s_confusion.png").is_file()
+    assert (report / "dscnn_s_confusion.png").is_file() and (report / "dscnn_s_x2_confusion.png").is_file()
+    one_seed, other_seed = (np.load(report / f"{name}_oof.npy") for name in ("dscnn_s", "dscnn_s@1"))
+    assert not np.allclose(one_seed, other_seed)  # two fits, not one fit twice
     probabilities = classifier.predict(np.zeros((2, 2 * RATE), np.float32))
     assert probabilities.shape == (2, 10)
 

@@ -36,6 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
                                        "default dscnn_m); emergency: A+B ships the mean of A's and B's "
                                        "probabilities as one model, evaluated from their averaged CV scores "
                                        "(A@1+A@2: two seeds of one network)")
+    parser.add_argument("--ship-seeds", type=int, default=1,
+                        help="urban: ship the mean of N fits of the chosen variant (fit seeds --seed, --seed+1, "
+                             "...), each cross-validated, the average evaluated from their averaged CV scores "
+                             "(default 1)")
     parser.add_argument("--no-ship", action="store_true", help="urban: cross-validate only, export nothing")
     parser.add_argument("--out", type=Path, help="exported model path (default models/<task>.tflite)")
     parser.add_argument("--report", type=Path, help="report folder (default reports/<task>)")
@@ -113,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     if urban and len(shipped) > 1:
-        print("siren-train: error: an ensemble (--ship a+b) is for the emergency model only", file=sys.stderr)
+        print("siren-train: error: an ensemble (--ship a+b) is for the emergency model only; urban: --ship-seeds N",
+              file=sys.stderr)
         return 2
     if args.ship and not members_share_features(args.ship):
         print(f"siren-train: error: the members of --ship {args.ship} need the same features", file=sys.stderr)
@@ -150,8 +155,9 @@ def _urban(args: argparse.Namespace, names: tuple[str, ...]) -> int:
         print(f"siren-train: error: --ship {args.ship} is a tutorial baseline; ship one of the project's models",
               file=sys.stderr)
         return 2
-    if args.augment_copies < 0 or not 0 <= args.teacher_weight <= 1:
-        print("siren-train: error: need --augment-copies >= 0 and 0 <= --teacher-weight <= 1", file=sys.stderr)
+    if args.augment_copies < 0 or not 0 <= args.teacher_weight <= 1 or args.ship_seeds < 1:
+        print("siren-train: error: need --augment-copies >= 0, 0 <= --teacher-weight <= 1 and --ship-seeds >= 1",
+              file=sys.stderr)
         return 2
     if args.transfer_windows < 0 or (args.transfer_windows and not (args.yamnet and args.teacher_weight > 0)):
         print("siren-train: error: --transfer-windows needs --yamnet PATH and --teacher-weight > 0 (and N >= 0)",
@@ -171,7 +177,7 @@ def _urban(args: argparse.Namespace, names: tuple[str, ...]) -> int:
             fit=FitSettings(epochs=args.epochs, seed=args.seed), tutorial_epochs=args.tutorial_epochs,
             augment_copies=args.augment_copies, teacher_weight=args.teacher_weight,
             transfer_per_recording=args.transfer_windows, mimic_weight=args.mimic_weight, yamnet_path=args.yamnet,
-            reuse_cv=args.reuse_cv, seed=args.seed))
+            reuse_cv=args.reuse_cv, seed=args.seed, ship_seeds=args.ship_seeds))
     except DetectorError as error:
         print(f"siren-train: error: {error}", file=sys.stderr)
         return 2

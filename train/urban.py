@@ -160,6 +160,7 @@ class UrbanConfig:
     reuse_cv: Path | None = None
     representative_windows: int = 2000
     seed: int = 0
+    ship_seeds: int = 1  # the shipped model averages this many fits of the chosen variant (fit seeds seed, seed+1, ..)
 
 
 @dataclass
@@ -318,6 +319,7 @@ class Variant:
     epochs: int
     transfer_per_recording: int = 0  # with a teacher: unlabelled windows per recording (0: none)
     mimic_weight: float = 0.0  # with a teacher: loss weight of predicting YAMNet's embedding (0: off)
+    fit_seed: int = 0  # weights and shuffle; the augmented data is the run's, shared by every seed
 
 
 def transfer_mask_for(data: UrbanData, real_mask: np.ndarray) -> np.ndarray:
@@ -358,7 +360,8 @@ def train_variant(variant: Variant, data: UrbanData, feats: tuple[np.ndarray, np
             embeddings[mask] for embeddings, mask in ((data.augmented_embeddings, aug_mask),
                                                       (data.transfer_embeddings, transfer_mask)) if mask.any())]))
     recipe = standardised_recipe(variant.arch.recipe, features)
-    settings = dataclasses.replace(config.fit, epochs=variant.epochs, mimic_weight=variant.mimic_weight)
+    settings = dataclasses.replace(config.fit, epochs=variant.epochs, mimic_weight=variant.mimic_weight,
+                                   seed=variant.fit_seed)
     print(f"[{variant.name}] {int(real_mask.sum())} real + {int(aug_mask.sum())} augmented + "
           f"{int(transfer_mask.sum())} unlabelled training windows, {variant.epochs} epochs", flush=True)
     model = fit_model(variant.arch, _standardise(features, recipe), labels, len(URBAN_LABELS), settings,
@@ -499,16 +502,18 @@ def _reused(config: UrbanConfig, variant: Variant, n_windows: int) -> np.ndarray
         return None
     earlier = json.loads(meta.read_text())
     scores = np.load(path)
-    if len(scores) != n_windows or earlier != _oof_meta(variant):
+    if len(scores) != n_windows or earlier != _oof_meta(variant, config):
         print(f"[{variant.name}] saved CV in {config.reuse_cv} does not match this run; cross-validating", flush=True)
         return None
     print(f"[{variant.name}] reusing out-of-fold scores from {config.reuse_cv}", flush=True)
     return scores
 
 
-def _oof_meta(variant: Variant) -> dict[str, Any]:
+def _oof_meta(variant: Variant, config: UrbanConfig) -> dict[str, Any]:
     """What saved out-of-fold scores must match to be reused."""
-    return {"epochs": variant.epochs, **({"teacher": TEACHER} if variant.teacher_weight else {}),
+    return {"epochs": variant.epochs, "fit_seed": variant.fit_seed,
+            **({"augment_copies": config.augment_copies, "augment_seed": config.seed} if variant.augmented else {}),
+            **({"teacher": TEACHER, "teacher_weight": variant.teacher_weight} if variant.teacher_weight else {}),
             **({"transfer_per_recording": variant.transfer_per_recording} if variant.transfer_per_recording else {}),
             **({"mimic_weight": variant.mimic_weight} if variant.mimic_weight else {})}
 
@@ -518,12 +523,12 @@ def variants_for(config: UrbanConfig) -> list[Variant]:
     for name in config.architectures:
         arch = ARCHITECTURES[name]
         if arch.tutorial:
-            out.append(Variant(name, arch, False, 0.0, config.tutorial_epochs))
+            out.append(Variant(name, arch, False, 0.0, config.tutorial_epochs, fit_seed=config.fit.seed))
         else:
-            out.append(Variant(name, arch, True, 0.0, config.fit.epochs))
+            out.append(Variant(name, arch, True, 0.0, config.fit.epochs, fit_seed=config.fit.seed))
             if config.yamnet_path and config.teacher_weight > 0:
                 out.append(Variant(f"{name}+teacher", arch, True, config.teacher_weight, config.fit.epochs,
-                                   config.transfer_per_recording, config.mimic_weight))
+                                   config.transfer_per_recording, config.mimic_weight, config.fit.seed))
     return out
 
 
@@ -553,25 +558,7 @@ def run_urban(config: UrbanConfig) -> dict[str, Any]:
         if key not in feature_cache:
             feature_cache.clear()
             feature_cache[key] = _features(data, variant.arch.recipe, variant.augmented)
-        started = time.perf_counter()
-        scores = _reused(config, variant, len(data.real))
-        if scores is None:
-            scores = cross_validate(variant, data, config, feature_cache[key])
-            np.save(config.report_dir / f"{variant.name}_oof.npy", scores)
-            (config.report_dir / f"{variant.name}_oof.json").write_text(json.dumps(_oof_meta(variant)))
-        oof_of[variant.name] = scores
-        model = variant.arch.build(feature_cache[key][0].shape[1:], len(URBAN_LABELS))
-        results["models"][variant.name] = {
-            "description": variant.arch.description, "tutorial": variant.arch.tutorial,
-            "trained_on": _trained_on(variant),
-            "teacher_weight": variant.teacher_weight, "epochs": variant.epochs,
-            "transfer_per_recording": variant.transfer_per_recording,
-            "parameters": int(model.count_params()), "macs_per_window": count_macs(model),
-            "cv_seconds": round(time.perf_counter() - started), **accuracy_report(scores, data)}
-        plot_confusion(results["models"][variant.name]["confusion"],
-                       f"{variant.name}: slices of held-out folds {data.test_folds}",
-                       config.report_dir / f"{variant.name}_confusion.png")
-        write_report(results, config.report_dir)
+        oof_of[variant.name] = _evaluate(variant, data, config, feature_cache[key], results)
     if data.yamnet is not None:
         results["models"]["yamnet"] = {
             "description": "YAMNet (AudioSet) off the shelf as an urban tagger: YamnetTagger.urban_scores, max "
@@ -595,9 +582,58 @@ def run_urban(config: UrbanConfig) -> dict[str, Any]:
         variant = next(v for v in variants_for(config) if v.name == chosen)
         key = (raw_recipe(variant.arch.recipe), True)
         feats = feature_cache[key] if key in feature_cache else _features(data, variant.arch.recipe, True)
-        results["shipped"] = ship_urban(variant, data, config, results, oof_of[chosen], feats)
+        members = [variant, *(dataclasses.replace(variant, name=f"{chosen}@{seed}", fit_seed=seed)
+                              for seed in range(variant.fit_seed + 1, variant.fit_seed + config.ship_seeds))]
+        for member in members[1:]:
+            oof_of[member.name] = _evaluate(member, data, config, feats, results)
+        shipped = chosen if len(members) == 1 else _record_average(members, oof_of, data, config, results)
+        results["shipped"] = ship_urban(members, shipped, data, config, results, oof_of[shipped], feats)
         write_report(results, config.report_dir)
     return results
+
+
+def _evaluate(variant: Variant, data: UrbanData, config: UrbanConfig,
+              feats: tuple[np.ndarray, np.ndarray, np.ndarray], results: dict[str, Any]) -> np.ndarray:
+    """Cross-validate one variant (or reuse its saved scores), record its numbers and confusion plot."""
+    started = time.perf_counter()
+    scores = _reused(config, variant, len(data.real))
+    if scores is None:
+        scores = cross_validate(variant, data, config, feats)
+        np.save(config.report_dir / f"{variant.name}_oof.npy", scores)
+        (config.report_dir / f"{variant.name}_oof.json").write_text(json.dumps(_oof_meta(variant, config)))
+    model = variant.arch.build(feats[0].shape[1:], len(URBAN_LABELS))
+    results["models"][variant.name] = {
+        "description": variant.arch.description + (f" (fit seed {variant.fit_seed})" if variant.fit_seed else ""),
+        "tutorial": variant.arch.tutorial, "trained_on": _trained_on(variant),
+        "teacher_weight": variant.teacher_weight, "epochs": variant.epochs,
+        "transfer_per_recording": variant.transfer_per_recording,
+        "parameters": int(model.count_params()), "macs_per_window": count_macs(model),
+        "cv_seconds": round(time.perf_counter() - started), **accuracy_report(scores, data)}
+    plot_confusion(results["models"][variant.name]["confusion"],
+                   f"{variant.name}: slices of held-out folds {data.test_folds}",
+                   config.report_dir / f"{variant.name}_confusion.png")
+    write_report(results, config.report_dir)
+    return scores
+
+
+def _record_average(members: Sequence[Variant], oof_of: dict[str, np.ndarray], data: UrbanData,
+                    config: UrbanConfig, results: dict[str, Any]) -> str:
+    """The shipped average of several fits, evaluated as it runs: the mean of their out-of-fold probabilities
+    (each fit held out on the same folds). Returns its name in `results`."""
+    name = f"{members[0].name}_x{len(members)}"
+    oof_of[name] = np.mean([oof_of[member.name] for member in members], axis=0)
+    first = results["models"][members[0].name]
+    results["models"][name] = {
+        **{k: first[k] for k in ("tutorial", "trained_on", "teacher_weight", "epochs", "transfer_per_recording")},
+        "description": f"mean of the probabilities of {len(members)} fits (fit seeds "
+                       f"{', '.join(str(member.fit_seed) for member in members)}) of {members[0].arch.description}",
+        "members": [member.name for member in members],
+        "parameters": first["parameters"] * len(members), "macs_per_window": first["macs_per_window"] * len(members),
+        **accuracy_report(oof_of[name], data)}
+    plot_confusion(results["models"][name]["confusion"], f"{name}: slices of held-out folds {data.test_folds}",
+                   config.report_dir / f"{name}_confusion.png")
+    write_report(results, config.report_dir)
+    return name
 
 
 def _trained_on(variant: Variant) -> str:
@@ -623,18 +659,28 @@ def card_evaluation(results: dict[str, Any], name: str) -> dict[str, Any]:
     }
 
 
-def ship_urban(variant: Variant, data: UrbanData, config: UrbanConfig, results: dict[str, Any],
+def ship_urban(members: Sequence[Variant], name: str, data: UrbanData, config: UrbanConfig, results: dict[str, Any],
                oof: np.ndarray, feats: tuple[np.ndarray, np.ndarray, np.ndarray]) -> dict[str, Any]:
-    """Fit on every real window (all folds, extras) and its augmentations, export int8 with its card."""
+    """Fit each member (one variant, one fit seed each) on every real window (all folds, extras) and its
+    augmentations, average them into one network, export int8 with its card. `name`: the CV entry of
+    `results` the card quotes; `oof`: its out-of-fold scores, which choose the threshold and tracker."""
     from train.export import export_model
-    from train.ship import LICENCE_NOTE
+    from train.ship import LICENCE_NOTE, average_models
 
     scored = data.scored
     choice = choose_threshold(oof[scored], data.real.labels[scored])
     tracker = choose_tracker(oof, data, choice["threshold"])
     real_feats, aug_feats, transfer_feats = feats
-    print(f"[{variant.name}] final fit on every window", flush=True)
-    model, recipe = train_variant(variant, data, feats, np.ones(len(real_feats), bool), config)
+    models, recipes = [], []
+    for member in members:
+        print(f"[{member.name}] final fit on every window", flush=True)
+        fitted, member_recipe = train_variant(member, data, feats, np.ones(len(real_feats), bool), config)
+        models.append(fitted)
+        recipes.append(member_recipe)
+    if any(recipe != recipes[0] for recipe in recipes):  # same windows, same teacher: a bug if they differ
+        raise DatasetError(f"{name}: the members' standardisations differ: {recipes}")
+    model, recipe = (models[0], recipes[0]) if len(models) == 1 else (average_models(models), recipes[0])
+    variant = members[0]
     rng = np.random.default_rng(7)
     everything = np.concatenate([real_feats, aug_feats])
     representative = _standardise(everything[rng.choice(len(everything), min(config.representative_windows,
@@ -642,7 +688,7 @@ def ship_urban(variant: Variant, data: UrbanData, config: UrbanConfig, results: 
     check = _standardise(real_feats[rng.choice(len(real_feats), min(1500, len(real_feats)), False)], recipe)
     card = {
         "name": config.out_model.stem if config.out_model else "urban",
-        "description": f"UrbanSound8K's ten classes: {variant.arch.description}",
+        "description": f"UrbanSound8K's ten classes: {results['models'][name]['description']}",
         "version": __version__,
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "labels": list(URBAN_LABELS),
@@ -650,11 +696,11 @@ def ship_urban(variant: Variant, data: UrbanData, config: UrbanConfig, results: 
         "sample_rate": 16000, "window_s": 2.0, "hop_s": 1.0,
         "features": recipe.to_dict(),
         "architecture": variant.arch.name, "parameters": int(model.count_params()),
-        "macs_per_window": count_macs(model),
+        "macs_per_window": sum(count_macs(fitted) for fitted in models),
         "threshold": choice["threshold"],
         "threshold_choice": choice,
         "tracker": tracker,
-        "evaluation": card_evaluation(results, variant.name),
+        "evaluation": card_evaluation(results, name),
         "training": {
             "data": ["UrbanSound8K folds 1-2 and 7 fold-3 sirens (Salamon, Jacoby, Bello 2014), CC BY-NC 3.0",
                      "ESC-50 dog, car_horn, engine (Piczak 2015), CC BY-NC 3.0",
@@ -676,6 +722,7 @@ def ship_urban(variant: Variant, data: UrbanData, config: UrbanConfig, results: 
                         + (", the only target of the unlabelled windows" if variant.transfer_per_recording else "")
                         if variant.teacher_weight else "none (hard labels)"),
             "epochs": variant.epochs,
+            "fit_seeds": [member.fit_seed for member in members],
         },
     }
     assert config.out_model is not None
