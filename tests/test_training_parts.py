@@ -345,3 +345,22 @@ def test_traffic_check_thresholds_just_above_the_loudest_traffic_window() -> Non
     assert row["threshold"] == 0.7 and row["traffic_windows"] == 2
     assert row["siren_windows_above"] == round(1 / 3, 4)  # 0.7 ties the traffic window: not above
     assert row["siren_clips_caught"] == 0.5 and row["by_dataset"] == {"sesa": 1.0, "urbansound8k": 0.0}
+
+
+def test_traffic_check_with_events_lets_sustained_sirens_through_below_a_traffic_spike() -> None:
+    """One loud traffic window sets the 1-of-1 threshold; with 2 of 3 the on-threshold can drop to the highest
+    traffic pair, catching a siren held just above it that no single window would have caught."""
+    from train.traffic_check import events_above_traffic, recall_above_traffic
+
+    scores = np.array([0.2, 0.9, 0.2, 0.5, 0.5, 0.1,  # traffic: one spike, then a pair at 0.5
+                       0.6, 0.6, 0.6,  # siren held at 0.6: caught by 2 of 3 above 0.5
+                       0.95, 0.1, 0.1,  # siren with one window above the spike: caught at once
+                       0.3, 0.3, 0.3])  # quiet siren: missed either way
+    labels = np.array([0] * 6 + [1] * 9)
+    clip_ids = np.repeat(np.arange(5), 3)
+    traffic = labels == 0
+    windows = recall_above_traffic(scores, labels, clip_ids, np.array(["x"] * 15), traffic)
+    assert windows["threshold"] == 0.9 and windows["siren_clips_caught"] == round(1 / 3, 4)
+    events = events_above_traffic(scores, labels, clip_ids, traffic)
+    assert events["on_threshold"] == 0.5 and events["instant_threshold"] == 0.9
+    assert events["siren_clips_caught"] == round(2 / 3, 4)

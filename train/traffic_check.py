@@ -7,6 +7,11 @@ grouped-CV out-of-fold scores (`<model>_oof.npy`, or YAMNet's `yamnet_oof.npy`, 
 and the threshold sits just above the highest score any traffic window gets. A siren clip counts as
 caught when one of its windows is above it: the tracker's 1-of-1 rule at that threshold.
 
+The maintainers count events, not windows, so each model is also replayed clip by clip through the daemon's
+tracker with the shipped rule's shape (k of n windows at the on-threshold, or one window above the 1-of-1
+threshold at once): the on-threshold is the lowest at which no traffic clip starts an event, and a siren
+clip is caught when it starts one.
+
 Usage: python -m train.traffic_check --data INDEX.csv --oof NAME=PATH.npy ... [--traffic DATASET[/LABEL] ...]
 """
 
@@ -19,10 +24,14 @@ from typing import Any
 
 import numpy as np
 
+from detector.tracker import TrackerSettings
 from train.datasets import load_dataset
 from train.examples import load_siren_task_windows
+from train.tune_tracker import replay
 
 DEFAULT_TRAFFIC = ("evss-traffic", "urbansound8k/engine_idling")
+ONSET = (2, 3)  # the shipped tracker's k of n (models/emergency.json)
+SEARCH_STEPS = 30  # bisection of the on-threshold: about 1e-9 wide at the end
 
 
 def traffic_mask(sources: list[str], traffic: tuple[str, ...]) -> np.ndarray:
@@ -49,6 +58,27 @@ def recall_above_traffic(scores: np.ndarray, labels: np.ndarray, clip_ids: np.nd
             "by_dataset": {str(d): share_caught(positive & (datasets == d)) for d in np.unique(datasets[positive])}}
 
 
+def events_above_traffic(scores: np.ndarray, labels: np.ndarray, clip_ids: np.ndarray, traffic: np.ndarray,
+                         onset: tuple[int, int] = ONSET) -> dict[str, Any]:
+    """The lowest on-threshold at which no traffic clip starts an event (k of n windows at it, or one window
+    above every traffic window at once), and the siren clips that start one there."""
+    instant = float(np.nextafter(scores[traffic].max(), np.inf))
+    clips = {int(c): np.flatnonzero(clip_ids == c) for c in np.unique(clip_ids[traffic | (labels == 1)])}
+
+    def starts(clip: int, on: float) -> bool:
+        settings = TrackerSettings(on, on / 2, onset[0], onset[1], instant_threshold=instant)
+        return replay(settings, scores[clips[clip]])[0] > 0
+
+    traffic_clips = [c for c, rows in clips.items() if traffic[rows[0]]]
+    low, high = 0.0, instant  # at `instant` no traffic clip starts (nothing reaches it); search below
+    for _ in range(SEARCH_STEPS):
+        middle = (low + high) / 2
+        low, high = (middle, high) if any(starts(c, middle) for c in traffic_clips) else (low, middle)
+    caught = [starts(c, high) for c, rows in clips.items() if labels[rows[0]] == 1]
+    return {"on_threshold": round(high, 4), "instant_threshold": round(instant, 4),
+            "onset": f"{onset[0]} of {onset[1]}", "siren_clips_caught": round(float(np.mean(caught)), 4)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m train.traffic_check", description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="the index CSV the scores were made on")
@@ -68,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     siren_sets = [str(d) for d in np.unique(real.datasets[real.labels == 1])]
     print(f"threshold just above the highest score of {int(traffic.sum())} traffic windows "
           f"({int(traffic.sum()) / 60:.0f} min at a 1 s hop); out-of-fold scores; clips caught per siren set\n"
-          f"| model | threshold | siren windows above | siren clips caught | {' | '.join(siren_sets)} |\n"
-          f"| --- | ---: | ---: | ---: |{' ---: |' * len(siren_sets)}")
+          f"| model | threshold | siren windows above | siren clips caught | {' | '.join(siren_sets)} | "
+          f"events: on-threshold ({ONSET[0]} of {ONSET[1]}) | events: siren clips caught |\n"
+          f"| --- | ---: | ---: | ---: |{' ---: |' * len(siren_sets)} ---: | ---: |")
     for name, path in (item.split("=", 1) for item in args.oof):
         scores = np.load(path)
         if len(scores) != len(real.labels):
@@ -77,9 +108,11 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
         row = recall_above_traffic(scores, real.labels, real.clip_ids, real.datasets, traffic)
+        events = events_above_traffic(scores, real.labels, real.clip_ids, traffic)
         per_set = " | ".join(f"{row['by_dataset'][d]:.1%}" for d in siren_sets)
         print(f"| {name} | {row['threshold']:.4f} | {row['siren_windows_above']:.1%} | "
-              f"{row['siren_clips_caught']:.1%} | {per_set} |")
+              f"{row['siren_clips_caught']:.1%} | {per_set} | {events['on_threshold']:.4f} | "
+              f"{events['siren_clips_caught']:.1%} |", flush=True)
     return 0
 
 
