@@ -17,7 +17,7 @@ import numpy as np
 from detector.errors import ModelError
 
 FeatureKind = Literal["waveform", "logspec", "logmel", "mfcc"]
-Standardise = Literal["none", "window", "global"]
+Standardise = Literal["none", "window", "band", "global"]
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,10 @@ class FeatureRecipe:
     `waveform` passes the samples through as one column (for raw-waveform models); `logspec` is the seed
     recipe (log power spectrogram, 20 ms frames at a 10 ms hop); `logmel` maps the power spectrum
     onto `n_mels` triangular mel bands; `mfcc` takes the DCT-II of the log-mel bands.
-    `standardise`: `window` scales each window to zero mean and unit variance, `global` subtracts the
-    training set's `mean` and divides by its `std` (both stored here), `none` leaves the logs as they are.
+    `standardise`: `window` scales each window to zero mean and unit variance; `band` first removes each
+    band's mean over the window's frames (what stays put for 2 s: a steady hum, the microphone's colouring,
+    the gain), then scales to unit variance; `global` subtracts the training set's `mean` and divides by
+    its `std` (both stored here); `none` leaves the logs as they are.
     """
 
     kind: FeatureKind = "logmel"
@@ -48,7 +50,7 @@ class FeatureRecipe:
     def __post_init__(self) -> None:
         if self.kind not in ("waveform", "logspec", "logmel", "mfcc"):
             raise ModelError(f"feature recipe: unknown kind {self.kind!r}")
-        if self.standardise not in ("none", "window", "global"):
+        if self.standardise not in ("none", "window", "band", "global"):
             raise ModelError(f"feature recipe: unknown standardise {self.standardise!r}")
         if not 0 < self.frame_length <= self.n_fft:
             raise ModelError("feature recipe: frame_length must be positive and at most n_fft")
@@ -145,7 +147,10 @@ def compute_features(windows: np.ndarray, recipe: FeatureRecipe) -> np.ndarray:
         values = np.log(power @ bank + recipe.log_floor)
         if recipe.kind == "mfcc":
             values = values @ _dct_matrix(recipe.n_mels, recipe.n_mfcc)
-    if recipe.standardise == "window":
+    if recipe.standardise == "band":  # each band's level over the window removed: steady hum, mic colouring
+        values = values - values.mean(axis=-2, keepdims=True)
+        values = values / np.maximum(values.std(axis=(-2, -1), keepdims=True), 1e-3)
+    elif recipe.standardise == "window":
         mean = values.mean(axis=(-2, -1), keepdims=True)
         std = values.std(axis=(-2, -1), keepdims=True)
         values = (values - mean) / np.maximum(std, 1e-3)

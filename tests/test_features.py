@@ -72,6 +72,22 @@ def test_window_standardisation_gives_zero_mean_unit_variance() -> None:
     assert abs(features.mean()) < 1e-4 and abs(features.std() - 1) < 1e-3
 
 
+def test_band_standardisation_removes_what_stays_constant_in_each_band() -> None:
+    """Each band's level over the window is removed: a steady hum's band goes flat, a gain changes nothing,
+    and the siren's alternation is what is left."""
+    recipe = FeatureRecipe(kind="logmel", standardise="band", log_floor=1e-12)
+    t = np.arange(SPEC.window) / RATE
+    two_tone = np.where((t // 0.5) % 2 == 0, np.sin(2 * np.pi * 435 * t), np.sin(2 * np.pi * 580 * t))
+    hiss = 0.003 * np.random.default_rng(0).standard_normal(len(t))  # every band above the log floor
+    scene = (0.3 * two_tone + 0.3 * np.sin(2 * np.pi * 3000 * t) + hiss).astype(np.float32)  # siren over a hum
+    features = compute_features(scene, recipe)
+    assert np.allclose(features.mean(axis=0), 0, atol=1e-4) and abs(features.std() - 1) < 1e-3
+    centre = mel_filterbank(RATE, 512, 64, 50.0, 8000.0).argmax(axis=1)  # FFT bin -> its strongest band
+    hum_band, siren_band = centre[round(3000 * 512 / RATE)], centre[round(435 * 512 / RATE)]
+    assert features[:, hum_band].std() < 0.1 * features[:, siren_band].std()
+    assert np.allclose(compute_features(scene * 0.05, recipe), features, atol=5e-3)  # 26 dB down: the same
+
+
 def test_global_standardisation_uses_the_card_values() -> None:
     raw = FeatureRecipe(kind="logmel", standardise="none")
     scaled = dataclasses.replace(raw, standardise="global", mean=-7.5, std=2.5)

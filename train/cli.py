@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "...), each cross-validated, the average evaluated from their averaged CV scores "
                              "(default 1)")
     parser.add_argument("--no-ship", action="store_true", help="urban: cross-validate only, export nothing")
+    parser.add_argument("--representative-windows", type=int, default=2000,
+                        help="urban: windows that calibrate the int8 export (default 2000)")
     parser.add_argument("--out", type=Path, help="exported model path (default models/<task>.tflite)")
     parser.add_argument("--report", type=Path, help="report folder (default reports/<task>)")
     parser.add_argument("--folds", type=int, default=3)
@@ -177,7 +179,8 @@ def _urban(args: argparse.Namespace, names: tuple[str, ...]) -> int:
             fit=FitSettings(epochs=args.epochs, seed=args.seed), tutorial_epochs=args.tutorial_epochs,
             augment_copies=args.augment_copies, teacher_weight=args.teacher_weight,
             transfer_per_recording=args.transfer_windows, mimic_weight=args.mimic_weight, yamnet_path=args.yamnet,
-            reuse_cv=args.reuse_cv, seed=args.seed, ship_seeds=args.ship_seeds))
+            reuse_cv=args.reuse_cv, seed=args.seed, ship_seeds=args.ship_seeds,
+            representative_windows=args.representative_windows))
     except DetectorError as error:
         print(f"siren-train: error: {error}", file=sys.stderr)
         return 2

@@ -19,6 +19,8 @@ MFCC_40 = FeatureRecipe(kind="mfcc", frame_length=400, hop_length=160, n_fft=512
 LOGMEL_64 = FeatureRecipe(kind="logmel", frame_length=512, hop_length=480, n_fft=512, n_mels=64)
 LOGMEL_64_WINDOW = FeatureRecipe(kind="logmel", frame_length=512, hop_length=480, n_fft=512, n_mels=64,
                                  standardise="window")
+LOGMEL_64_BAND = FeatureRecipe(kind="logmel", frame_length=512, hop_length=480, n_fft=512, n_mels=64,
+                               standardise="band")
 WAVEFORM = FeatureRecipe(kind="waveform", standardise="none")
 
 
@@ -169,6 +171,12 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture("dscnn_m_window_sa", LOGMEL_64_WINDOW, dscnn_builder(24, DSCNN_BLOCKS, spec_augment=True),
                      False, "log-mel 64, each window standardised, SpecAugment while training -> "
                      "depthwise-separable CNN, width 24"),
+        Architecture("dscnn_m_band_sa", LOGMEL_64_BAND, dscnn_builder(24, DSCNN_BLOCKS, spec_augment=True),
+                     False, "log-mel 64, each band's mean over the window removed, SpecAugment while training -> "
+                     "depthwise-separable CNN, width 24"),
+        Architecture("dscnn_l_band_sa", LOGMEL_64_BAND, dscnn_builder(32, DSCNN_BLOCKS, spec_augment=True),
+                     False, "log-mel 64, each band's mean over the window removed, SpecAugment while training -> "
+                     "depthwise-separable CNN, width 32"),
         Architecture("dscnn_l", LOGMEL_64, dscnn_builder(32, DSCNN_BLOCKS), False,
                      "log-mel 64 -> depthwise-separable CNN, width 32"),
         Architecture("dscnn_l_window", LOGMEL_64_WINDOW, dscnn_builder(32, DSCNN_BLOCKS), False,

@@ -578,7 +578,9 @@ def run_urban(config: UrbanConfig) -> dict[str, Any]:
         candidates = [n for n in (config.ship, f"{config.ship}+teacher") if n in results["models"]]
         chosen = max(candidates, key=lambda n: results["models"][n]["slice_accuracy_mean"])
         results["chosen"] = {"variant": chosen, "rule": "the higher mean slice accuracy of "
-                             f"{' and '.join(candidates)} (with and without YAMNet as teacher)"}
+                             f"{' and '.join(candidates)} (with and without YAMNet as teacher, one fit seed each)"
+                             + (f"; shipped as the mean of {config.ship_seeds} fits of it, each cross-validated"
+                                if config.ship_seeds > 1 else "")}
         variant = next(v for v in variants_for(config) if v.name == chosen)
         key = (raw_recipe(variant.arch.recipe), True)
         feats = feature_cache[key] if key in feature_cache else _features(data, variant.arch.recipe, True)
@@ -726,6 +728,9 @@ def ship_urban(members: Sequence[Variant], name: str, data: UrbanData, config: U
         },
     }
     assert config.out_model is not None
+    fitted_path = config.report_dir / f"{name}_final.keras"
+    model.save(fitted_path)  # the fits outlive an export that fails its check
+    print(f"[{name}] fitted model saved to {fitted_path}", flush=True)
     written = export_model(model, representative, check, 0, choice["threshold"], card, config.out_model,
                            decision="argmax")
     print(f"wrote {config.out_model} ({written['tflite_bytes']} bytes), top-label agreement "
