@@ -5,7 +5,8 @@ Keras `model.predict` for the spectrogram CNN, and librosa's MFCC + Keras for th
 built by the same code `siren-train` trains them with (`train.models`). Weights do not change the cost of
 a forward pass, so the tutorial models are not trained here. With a YAMNet file, the daemon's two ways of
 tagging the urban labels with it are timed too: its AudioSet classes mapped, and the shipped head on its
-embedding (the interpreter then keeps its intermediate tensors).
+embedding (the interpreter then keeps its intermediate tensors). The shipped urban model is timed as the
+daemon adds it (`detection.models`): its own features and inference.
 """
 
 from __future__ import annotations
@@ -83,10 +84,12 @@ def _yamnet_urban(yamnet: Path, head_path: Path | None) -> tuple[Callable[[np.nd
 
 
 def run(windows: np.ndarray, model_path: Path, yamnet: Path | None = None,
-        head_path: Path = Path("models/yamnet_head.json")) -> dict[str, Any]:
+        head_path: Path = Path("models/yamnet_head.json"), urban_path: Path = Path("models/urban.tflite")
+        ) -> dict[str, Any]:
     example = windows[0]
     pipelines = {
         f"ours: numpy log-mel + {model_path.stem} int8 (LiteRT)": _ours(model_path),
+        f"ours, added by detection.models: numpy log-mel + {urban_path.stem} int8 (LiteRT)": _ours(urban_path),
         "tutorial: scipy spectrogram + Keras CNN (logspec_cnn)":
             (tutorial_spectrogram, _keras("logspec_cnn", tutorial_spectrogram(example).shape)),
         "tutorial: librosa MFCC-40 + Keras dense net (mfcc_dense)":
