@@ -5,6 +5,7 @@ Everything runs on an UrbanSound8K-shaped tree of generated audio the tests buil
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -303,3 +304,22 @@ def test_embedder_gives_one_embedding_per_window_that_tells_sounds_apart() -> No
     assert np.linalg.norm(a - b) > 0.1 * np.linalg.norm(a)
     scores, _ = embedder.window_outputs(wail)
     np.testing.assert_array_equal(scores, YamnetTagger(YAMNET).window_scores(wail))  # one pass gives both
+
+
+def test_saved_urban_cv_is_reused_only_with_the_same_seed_teacher_weight_and_augmentation(tmp_path: Path) -> None:
+    """A saved CV stands in for a new one only when nothing that shaped it changed."""
+    from train.models import ARCHITECTURES
+    from train.urban import Variant, _oof_meta, _reused
+
+    config = UrbanConfig(clips=(), report_dir=tmp_path, reuse_cv=tmp_path)
+    saved = Variant("dscnn_s+teacher", ARCHITECTURES["dscnn_s"], True, 1.0, 12, transfer_per_recording=4)
+    scores = np.random.default_rng(0).random((6, 10)).astype(np.float32)
+    np.save(tmp_path / "dscnn_s+teacher_oof.npy", scores)
+    (tmp_path / "dscnn_s+teacher_oof.json").write_text(json.dumps(_oof_meta(saved, config)))
+    assert np.array_equal(_reused(config, saved, 6), scores)
+    changed = [dataclasses.replace(saved, teacher_weight=0.5), dataclasses.replace(saved, fit_seed=1),
+               dataclasses.replace(saved, epochs=8)]
+    assert all(_reused(config, variant, 6) is None for variant in changed)
+    assert _reused(dataclasses.replace(config, augment_copies=2), saved, 6) is None
+    assert _reused(dataclasses.replace(config, seed=1), saved, 6) is None  # another augmentation draw
+    assert _reused(config, saved, 7) is None  # other windows
