@@ -162,6 +162,9 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture("lstm", LOGMEL_64, _lstm, True, "log-mel frames -> LSTM 48 (unrolled)"),
         Architecture("dscnn_s", LOGMEL_64, dscnn_builder(16, DSCNN_BLOCKS), False,
                      "log-mel 64 -> depthwise-separable CNN, width 16"),
+        Architecture("dscnn_s_window_sa", LOGMEL_64_WINDOW, dscnn_builder(16, DSCNN_BLOCKS, spec_augment=True),
+                     False, "log-mel 64, each window standardised, SpecAugment while training -> "
+                     "depthwise-separable CNN, width 16"),
         Architecture("dscnn_m", LOGMEL_64, dscnn_builder(24, DSCNN_BLOCKS), False,
                      "log-mel 64 -> depthwise-separable CNN, width 24"),
         Architecture("dscnn_m_window", LOGMEL_64_WINDOW, dscnn_builder(24, DSCNN_BLOCKS), False,
