@@ -58,6 +58,14 @@ def average_models(models: list[keras.Model]) -> keras.Model:
     return keras.Model(inputs, keras.layers.Average()([member(inputs) for member in members]), name="ensemble")
 
 
+def one_network(name: str, models: list[keras.Model], recipes: list[Any]) -> tuple[keras.Model, Any]:
+    """What is exported: the one fit, or the fits averaged (`average_models`), with their shared feature
+    recipe. Members fitted on the same windows share their standardisation; if not, that is a bug."""
+    if any(recipe != recipes[0] for recipe in recipes):
+        raise DetectorError(f"{name}: the members' standardisations differ: {recipes}")
+    return (models[0] if len(models) == 1 else average_models(models)), recipes[0]
+
+
 def ship_model(name: str, data: Any, config: Any, results: dict[str, Any]) -> dict[str, Any]:
     """Fit the shipped model (or each member of an ensemble) on every window, export int8, write its card."""
     from train.pipeline import LABELS, _standardise, _train, with_fit_seed
@@ -77,9 +85,7 @@ def ship_model(name: str, data: Any, config: Any, results: dict[str, Any]) -> di
                                        np.ones(len(aug_features), bool), with_fit_seed(config, member_name).fit)
         models.append(member)
         recipes.append(member_recipe)
-    if any(recipe != recipes[0] for recipe in recipes):  # a global standardisation fitted differently
-        raise DetectorError(f"ensemble {name}: its members' standardisations differ: {recipes}")
-    model, recipe = (models[0], recipes[0]) if len(models) == 1 else (average_models(models), recipes[0])
+    model, recipe = one_network(name, models, recipes)
     rng = np.random.default_rng(7)
     everything = np.concatenate([real_features, aug_features])
     chosen = rng.choice(len(everything), min(REPRESENTATIVE_WINDOWS, len(everything)), False)

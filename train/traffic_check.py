@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from detector.tracker import TrackerSettings
+from detector.tracker import OFF_FRACTION, TrackerSettings
 from train.datasets import load_dataset
 from train.examples import load_siren_task_windows
 from train.tune_tracker import replay
@@ -66,7 +66,7 @@ def events_above_traffic(scores: np.ndarray, labels: np.ndarray, clip_ids: np.nd
     clips = {int(c): np.flatnonzero(clip_ids == c) for c in np.unique(clip_ids[traffic | (labels == 1)])}
 
     def starts(clip: int, on: float) -> bool:
-        settings = TrackerSettings(on, on / 2, onset[0], onset[1], instant_threshold=instant)
+        settings = TrackerSettings(on, on * OFF_FRACTION, onset[0], onset[1], instant_threshold=instant)
         return replay(settings, scores[clips[clip]])[0] > 0
 
     traffic_clips = [c for c, rows in clips.items() if traffic[rows[0]]]

@@ -26,12 +26,13 @@ from typing import Any
 import numpy as np
 
 from detector.scoring import vetoed
-from detector.tracker import EventTracker, TrackerSettings
+from detector.tracker import OFF_FRACTION, EventTracker, TrackerSettings
 from train.datasets import load_dataset
 from train.examples import load_siren_task_windows
 
 ON_THRESHOLDS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
-OFF_FRACTION = 0.5  # the off-threshold changes how long events last, not how many start
+# the off-threshold is the daemon's default (OFF_FRACTION of the on-threshold): it changes how long events
+# last, not how many start
 ONSETS = ((1, 1), (2, 2), (2, 3), (3, 3))  # (k, n)
 INSTANTS = (None, 0.95, 0.97, 0.99)  # one window this sure starts an event at once (None: k of n only)
 CONFIRM_THRESHOLDS = (0.02, 0.05, 0.1, 0.2, 0.3)

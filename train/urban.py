@@ -667,7 +667,7 @@ def ship_urban(members: Sequence[Variant], name: str, data: UrbanData, config: U
     augmentations, average them into one network, export int8 with its card. `name`: the CV entry of
     `results` the card quotes; `oof`: its out-of-fold scores, which choose the threshold and tracker."""
     from train.export import export_model
-    from train.ship import LICENCE_NOTE, average_models
+    from train.ship import LICENCE_NOTE, one_network
 
     scored = data.scored
     choice = choose_threshold(oof[scored], data.real.labels[scored])
@@ -679,9 +679,7 @@ def ship_urban(members: Sequence[Variant], name: str, data: UrbanData, config: U
         fitted, member_recipe = train_variant(member, data, feats, np.ones(len(real_feats), bool), config)
         models.append(fitted)
         recipes.append(member_recipe)
-    if any(recipe != recipes[0] for recipe in recipes):  # same windows, same teacher: a bug if they differ
-        raise DatasetError(f"{name}: the members' standardisations differ: {recipes}")
-    model, recipe = (models[0], recipes[0]) if len(models) == 1 else (average_models(models), recipes[0])
+    model, recipe = one_network(name, models, recipes)
     variant = members[0]
     rng = np.random.default_rng(7)
     everything = np.concatenate([real_feats, aug_feats])
