@@ -328,6 +328,8 @@ def test_an_ensemble_names_known_members_and_only_for_the_siren_model(capsys: py
                                                "model only; urban: --ship-seeds N")
     assert main(["--task", "urban", "--data", "unused.csv", "--teacher-weight", "0", "--ship-seeds", "0"]) == 2
     assert "--ship-seeds >= 1" in capsys.readouterr().err
+    assert main(["--task", "urban", "--data", "unused.csv", "--representative-windows", "0"]) == 2
+    assert "--representative-windows >= 1" in capsys.readouterr().err
 
 
 def test_traffic_check_thresholds_just_above_the_loudest_traffic_window() -> None:

@@ -18,9 +18,9 @@ from detector.scoring import SIREN_TOPIC, SOUND_TOPIC, Scorer
 from detector.synth import generate_scene
 from detector.yamnet import URBAN_CLASSES
 from tests.test_daemon_mqtt import Subscriber, broker, daemon, finish, write_config  # noqa: F401  (fixture)
+from tests.yamnet_file import YAMNET, needs_yamnet
 
 EMERGENCY = INSTALL_ROOT / "models" / "emergency.tflite"
-YAMNET = INSTALL_ROOT.parent / "shared" / "models" / "yamnet.tflite"
 
 
 def renamed_copy(folder: Path, name: str) -> Path:
@@ -79,7 +79,7 @@ def test_classify_with_a_config_shows_every_configured_model(tmp_path: Path) -> 
     assert len(result["events"]) == 2  # the siren, once per model
 
 
-@pytest.mark.skipif(not YAMNET.is_file(), reason="YAMNet is supplied by the user (../shared/models in CI)")
+@needs_yamnet
 def test_yamnet_tags_urban_labels_and_vetoes_unconfirmed_onsets(tmp_path: Path) -> None:
     rng = np.random.default_rng(5)
     audio, _ = generate_scene(12.0, rng, SAMPLE_RATE, siren_times=[(0.5, 11.5)], siren_snr_db=(15.0, 15.0))

@@ -15,6 +15,7 @@ import soundfile as sf
 
 from detector.model import Classifier
 from detector.yamnet import URBAN_CLASSES
+from tests.yamnet_file import YAMNET, needs_yamnet
 from train.datasets import Clip, DatasetError, load_dataset, load_datasets, load_urbansound8k
 from train.urban import (
     EXTRA_LABELS,
@@ -287,10 +288,7 @@ def test_embedder_refuses_a_model_that_is_not_yamnet() -> None:
         YamnetTagger(Path(__file__).resolve().parents[1] / "models" / "emergency.tflite", with_embedding=True)
 
 
-YAMNET = Path(__file__).resolve().parents[2] / "shared" / "models" / "yamnet.tflite"
-
-
-@pytest.mark.skipif(not YAMNET.is_file(), reason="YAMNet is supplied by the user (../shared/models in CI)")
+@needs_yamnet
 def test_embedder_gives_one_embedding_per_window_that_tells_sounds_apart() -> None:
     from detector.yamnet import YamnetTagger
 

@@ -19,12 +19,11 @@ from detector.scoring import YAMNET_HEAD_NAME, YAMNET_NAME, Scorer
 from detector.synth import generate_scene
 from detector.yamnet import URBAN_CLASSES, YamnetTagger
 from detector.yamnet_head import YamnetHead, load_head
+from tests.yamnet_file import YAMNET, needs_yamnet
 from train.yamnet_head import folded_weights, head_json, main
 from train.yamnet_teacher import fit_head
 
-YAMNET = INSTALL_ROOT.parent / "shared" / "models" / "yamnet.tflite"
 SHIPPED_HEAD = INSTALL_ROOT / "models" / "yamnet_head.json"
-needs_yamnet = pytest.mark.skipif(not YAMNET.is_file(), reason="YAMNet is supplied by the user (../shared in CI)")
 
 
 def fitted_head(rng: np.random.Generator) -> tuple[object, np.ndarray]:

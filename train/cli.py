@@ -41,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "...), each cross-validated, the average evaluated from their averaged CV scores "
                              "(default 1)")
     parser.add_argument("--no-ship", action="store_true", help="urban: cross-validate only, export nothing")
-    parser.add_argument("--representative-windows", type=int, default=2000,
-                        help="urban: windows that calibrate the int8 export (default 2000)")
+    parser.add_argument("--representative-windows", type=int,
+                        help="urban: windows that calibrate the int8 export (default: UrbanConfig's, 4000)")
     parser.add_argument("--out", type=Path, help="exported model path (default models/<task>.tflite)")
     parser.add_argument("--report", type=Path, help="report folder (default reports/<task>)")
     parser.add_argument("--folds", type=int, default=3)
@@ -157,9 +157,10 @@ def _urban(args: argparse.Namespace, names: tuple[str, ...]) -> int:
         print(f"siren-train: error: --ship {args.ship} is a tutorial baseline; ship one of the project's models",
               file=sys.stderr)
         return 2
-    if args.augment_copies < 0 or not 0 <= args.teacher_weight <= 1 or args.ship_seeds < 1:
-        print("siren-train: error: need --augment-copies >= 0, 0 <= --teacher-weight <= 1 and --ship-seeds >= 1",
-              file=sys.stderr)
+    if (args.augment_copies < 0 or not 0 <= args.teacher_weight <= 1 or args.ship_seeds < 1
+            or (args.representative_windows is not None and args.representative_windows < 1)):
+        print("siren-train: error: need --augment-copies >= 0, 0 <= --teacher-weight <= 1, --ship-seeds >= 1 and "
+              "--representative-windows >= 1", file=sys.stderr)
         return 2
     if args.transfer_windows < 0 or (args.transfer_windows and not (args.yamnet and args.teacher_weight > 0)):
         print("siren-train: error: --transfer-windows needs --yamnet PATH and --teacher-weight > 0 (and N >= 0)",
@@ -180,7 +181,7 @@ def _urban(args: argparse.Namespace, names: tuple[str, ...]) -> int:
             augment_copies=args.augment_copies, teacher_weight=args.teacher_weight,
             transfer_per_recording=args.transfer_windows, mimic_weight=args.mimic_weight, yamnet_path=args.yamnet,
             reuse_cv=args.reuse_cv, seed=args.seed, ship_seeds=args.ship_seeds,
-            representative_windows=args.representative_windows))
+            **({} if args.representative_windows is None else {"representative_windows": args.representative_windows})))
     except DetectorError as error:
         print(f"siren-train: error: {error}", file=sys.stderr)
         return 2

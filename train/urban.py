@@ -158,7 +158,7 @@ class UrbanConfig:
     mimic_weight: float = 0.0  # teacher variants: loss weight of predicting YAMNet's embedding (0: off)
     yamnet_path: Path | None = None
     reuse_cv: Path | None = None
-    representative_windows: int = 2000
+    representative_windows: int = 4000  # 2000 left the shipped two-fit average below the 98 % int8 check
     seed: int = 0
     ship_seeds: int = 1  # the shipped model averages this many fits of the chosen variant (fit seeds seed, seed+1, ..)
 
