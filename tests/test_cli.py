@@ -87,6 +87,19 @@ def test_classify_json_of_a_scene_follows_product_md(tiny_model, write_audio, ca
     assert inside.mean() > outside.mean() + 0.3, (inside, outside)
 
 
+@pytest.mark.parametrize("seconds", [0.15, 0.4])
+def test_a_clip_shorter_than_a_window_is_scored_as_that_clip_zero_padded(tiny_model, write_audio, capsys,
+                                                                          seconds) -> None:
+    """UrbanSound8K holds horns, barks and shots this short: one window, as training padded them."""
+    burst = scene()[int((SIREN[0] + 1.0) * SR):][: int(seconds * SR)]  # a piece of the scene's siren
+    _, (short,) = classify_json(capsys, tiny_model, write_audio("short.wav", burst, subtype="FLOAT"))
+    padded = np.concatenate([burst, np.zeros(2 * SR - len(burst), np.float32)])
+    _, (reference,) = classify_json(capsys, tiny_model, write_audio("padded.wav", padded, subtype="FLOAT"))
+    assert short["duration_s"] == pytest.approx(seconds, abs=1e-3)
+    assert [w["start_s"] for w in short["windows"]] == [0.0]
+    assert short["windows"] == reference["windows"]
+
+
 def test_console_script_prints_the_same_json(tiny_model, write_audio, capsys, tmp_path) -> None:
     """The installed command is what users run: it must give exactly what main() gives, cleanly."""
     wav = write_audio("scene.wav", scene())
