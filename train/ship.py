@@ -25,6 +25,7 @@ TRAINING_DATA = [
 ]
 # int8 calibration windows: 400 left dscnn_m_window's decisions 97.7 % in agreement with Keras (< 98 %)
 REPRESENTATIVE_WINDOWS = 2000
+CHECK_WINDOWS = 1500  # real training windows on which the int8 decisions must agree with Keras'
 LICENCE_NOTE = ("Trained on CC BY-NC 3.0 audio (ESC-50, UrbanSound8K): the model inherits the "
                 "non-commercial condition of those datasets.")
 
@@ -66,9 +67,22 @@ def one_network(name: str, models: list[keras.Model], recipes: list[Any]) -> tup
     return (models[0] if len(models) == 1 else average_models(models)), recipes[0]
 
 
+def export_windows(real: np.ndarray, augmented: np.ndarray, recipe: Any,
+                   representative_windows: int) -> tuple[np.ndarray, np.ndarray]:
+    """The int8 export's calibration windows (real and augmented alike) and the real windows on which its
+    decisions are checked against Keras, standardised as the network was trained."""
+    from train.pipeline import _standardise
+
+    rng = np.random.default_rng(7)
+    everything = np.concatenate([real, augmented])
+    representative = everything[rng.choice(len(everything), min(representative_windows, len(everything)), False)]
+    check = real[rng.choice(len(real), min(CHECK_WINDOWS, len(real)), False)]
+    return _standardise(representative, recipe), _standardise(check, recipe)
+
+
 def ship_model(name: str, data: Any, config: Any, results: dict[str, Any]) -> dict[str, Any]:
     """Fit the shipped model (or each member of an ensemble) on every window, export int8, write its card."""
-    from train.pipeline import LABELS, _standardise, _train, with_fit_seed
+    from train.pipeline import LABELS, _train, with_fit_seed
 
     cv = results["models"][name]
     threshold = cv["threshold_choice"]["threshold"]
@@ -86,11 +100,7 @@ def ship_model(name: str, data: Any, config: Any, results: dict[str, Any]) -> di
         models.append(member)
         recipes.append(member_recipe)
     model, recipe = one_network(name, models, recipes)
-    rng = np.random.default_rng(7)
-    everything = np.concatenate([real_features, aug_features])
-    chosen = rng.choice(len(everything), min(REPRESENTATIVE_WINDOWS, len(everything)), False)
-    representative = _standardise(everything[chosen], recipe)
-    check = _standardise(real_features[rng.choice(len(real_features), min(1500, len(real_features)), False)], recipe)
+    representative, check = export_windows(real_features, aug_features, recipe, REPRESENTATIVE_WINDOWS)
     card = {
         "name": config.out_model.stem,
         "description": "emergency siren vs everything else: " + (

@@ -667,7 +667,7 @@ def ship_urban(members: Sequence[Variant], name: str, data: UrbanData, config: U
     augmentations, average them into one network, export int8 with its card. `name`: the CV entry of
     `results` the card quotes; `oof`: its out-of-fold scores, which choose the threshold and tracker."""
     from train.export import export_model
-    from train.ship import LICENCE_NOTE, one_network
+    from train.ship import LICENCE_NOTE, export_windows, one_network
 
     scored = data.scored
     choice = choose_threshold(oof[scored], data.real.labels[scored])
@@ -681,11 +681,7 @@ def ship_urban(members: Sequence[Variant], name: str, data: UrbanData, config: U
         recipes.append(member_recipe)
     model, recipe = one_network(name, models, recipes)
     variant = members[0]
-    rng = np.random.default_rng(7)
-    everything = np.concatenate([real_feats, aug_feats])
-    representative = _standardise(everything[rng.choice(len(everything), min(config.representative_windows,
-                                                                                 len(everything)), False)], recipe)
-    check = _standardise(real_feats[rng.choice(len(real_feats), min(1500, len(real_feats)), False)], recipe)
+    representative, check = export_windows(real_feats, aug_feats, recipe, config.representative_windows)
     card = {
         "name": config.out_model.stem if config.out_model else "urban",
         "description": f"UrbanSound8K's ten classes: {results['models'][name]['description']}",
