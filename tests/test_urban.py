@@ -266,6 +266,13 @@ def test_siren_train_urban_end_to_end(tmp_path: Path) -> None:
     assert not np.allclose(one_seed, other_seed)  # two fits, not one fit twice
     probabilities = classifier.predict(np.zeros((2, 2 * RATE), np.float32))
     assert probabilities.shape == (2, 10)
+    assert main(["--task", "urban", "--data", str(tmp_path / "us8k"), "--data", str(index), "--models",
+                 "dscnn_s,mfcc_dense", "--epochs", "2", "--tutorial-epochs", "1", "--no-ship", "--reuse-cv",
+                 str(report), "--report", str(tmp_path / "again")]) == 0
+    again = json.loads((tmp_path / "again" / "report.json").read_text())["models"]["dscnn_s"]
+    assert "cv_seconds" in results["models"]["dscnn_s"] and "cv_seconds" not in again  # no time it did not spend
+    assert again["cv_reused_from"] == str(report)
+    assert again["slice_accuracy_mean"] == results["models"]["dscnn_s"]["slice_accuracy_mean"]
 
 
 def test_transfer_windows_or_mimicry_without_a_teacher_is_one_clear_error(
