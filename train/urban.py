@@ -599,11 +599,12 @@ def _evaluate(variant: Variant, data: UrbanData, config: UrbanConfig,
     """Cross-validate one variant (or reuse its saved scores), record its numbers and confusion plot."""
     started = time.perf_counter()
     scores = _reused(config, variant, len(data.real))
-    timing = {"cv_reused_from": str(config.reuse_cv)} if scores is not None else {}
+    provenance: dict[str, Any] = {"cv_reused_from": str(config.reuse_cv)}
     if scores is None:
         scores = cross_validate(variant, data, config, feats)
         np.save(config.report_dir / f"{variant.name}_oof.npy", scores)
         (config.report_dir / f"{variant.name}_oof.json").write_text(json.dumps(_oof_meta(variant, config)))
+        provenance = {"cv_seconds": round(time.perf_counter() - started)}
     model = variant.arch.build(feats[0].shape[1:], len(URBAN_LABELS))
     results["models"][variant.name] = {
         "description": variant.arch.description + (f" (fit seed {variant.fit_seed})" if variant.fit_seed else ""),
@@ -611,7 +612,7 @@ def _evaluate(variant: Variant, data: UrbanData, config: UrbanConfig,
         "teacher_weight": variant.teacher_weight, "epochs": variant.epochs,
         "transfer_per_recording": variant.transfer_per_recording,
         "parameters": int(model.count_params()), "macs_per_window": count_macs(model),
-        **(timing or {"cv_seconds": round(time.perf_counter() - started)}), **accuracy_report(scores, data)}
+        **provenance, **accuracy_report(scores, data)}
     plot_confusion(results["models"][variant.name]["confusion"],
                    f"{variant.name}: slices of held-out folds {data.test_folds}",
                    config.report_dir / f"{variant.name}_confusion.png")
