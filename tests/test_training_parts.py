@@ -228,6 +228,33 @@ def test_a_saved_cross_validation_is_reused_only_with_the_same_epochs(tmp_path: 
     assert has_saved_cross_validation(tmp_path, "m") and not has_saved_cross_validation(tmp_path, "other")
 
 
+def test_a_saved_cross_validation_with_its_settings_is_reused_only_when_they_all_match(tmp_path: Path) -> None:
+    """Reports that record `cv_settings` refuse a reuse over any difference: augmentation, seed, teacher."""
+    import dataclasses
+    import json
+
+    from detector.errors import DetectorError
+    from train.examples import AugmentPlan
+    from train.fit import FitSettings
+    from train.pipeline import PipelineConfig, cv_settings, reused_cross_validation
+
+    config = PipelineConfig(clips=(), report_dir=tmp_path, architectures=("dscnn_s",), ship=None, out_model=None,
+                            fit=FitSettings(epochs=3, teacher_weight=0.5), plan=AugmentPlan(copies_per_positive=4))
+    saved = {"name": "dscnn_s@1", "epochs": 3, "cv_settings": cv_settings(config, "dscnn_s@1")}
+    (tmp_path / "report.json").write_text(json.dumps({"models": {"dscnn_s@1": saved}}))
+    np.save(tmp_path / "dscnn_s@1_oof.npy", np.array([0.1, 0.9], np.float32))
+    np.savez(tmp_path / "dscnn_s@1_street.npz", real_sirens_under_street_audio=np.array([0.8]))
+    report: dict[str, Any] = {}
+    reused_cross_validation(tmp_path, "dscnn_s@1", config, 2, report)
+    assert report["architecture"]["cv_settings"]["fit"]["seed"] == 1  # the name's fit seed
+    for changed, named in ((dataclasses.replace(config, plan=AugmentPlan(copies_per_positive=2)),
+                            "plan.copies_per_positive 4 there, 2 here"),
+                           (dataclasses.replace(config, fit=FitSettings(epochs=3)), "fit.teacher_weight 0.5 there"),
+                           (dataclasses.replace(config, folds=5), "folds 3 there, 5 here")):
+        with pytest.raises(DetectorError, match=named.replace(".", r"\.")):
+            reused_cross_validation(tmp_path, "dscnn_s@1", changed, 2, {})
+
+
 def test_a_seed_variant_is_its_network_with_another_fit_seed_and_the_same_data() -> None:
     from train.fit import FitSettings
     from train.models import ARCHITECTURES, architecture_of, describe, is_model_name
@@ -366,3 +393,38 @@ def test_traffic_check_with_events_lets_sustained_sirens_through_below_a_traffic
     events = events_above_traffic(scores, labels, clip_ids, traffic)
     assert events["on_threshold"] == 0.5 and events["instant_threshold"] == 0.9
     assert events["siren_clips_caught"] == round(2 / 3, 4)
+
+
+def test_siren_train_emergency_end_to_end_and_a_reuse_that_checks_its_settings(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Class folders of generated sirens and street noise -> CV, int8 export with its card; a second run
+    reuses the saved CV only under the same settings and names the one that differs."""
+    import json
+
+    from detector.model import Classifier
+    from detector.synth import generate_siren, pink_noise
+    from train.cli import main
+
+    rng = np.random.default_rng(0)
+    for k in range(6):
+        for label, audio in (("siren", generate_siren(("wail", "yelp", "hilo")[k % 3], 4.0, rng)),
+                             ("traffic", 0.2 * pink_noise(4 * RATE, rng))):
+            (tmp_path / "data" / label).mkdir(parents=True, exist_ok=True)
+            sf.write(tmp_path / "data" / label / f"{label}{k}.wav", audio, RATE)
+    small = ["--data", str(tmp_path / "data"), "--models", "dscnn_s", "--folds", "2", "--epochs", "1",
+             "--generated-positives", "16", "--generated-negatives", "16", "--generated-distractors", "16"]
+    out, report = tmp_path / "emergency.tflite", tmp_path / "report"
+    assert main([*small, "--ship", "dscnn_s", "--no-random-split-check", "--out", str(out),
+                 "--report", str(report)]) == 0
+    card = Classifier(out).card
+    assert card.positive_labels == ("emergency",) and 0 < card.threshold < 1
+    first = json.loads((report / "report.json").read_text())["models"]["dscnn_s"]
+    assert first["cv_settings"]["plan"]["generated_positives"] == 16 and first["cv_seconds"] >= 0
+
+    again = tmp_path / "again"
+    assert main([*small, "--reuse-cv", str(report), "--report", str(again)]) == 0
+    reused = json.loads((again / "report.json").read_text())["models"]["dscnn_s"]
+    assert reused["cv_reused_from"] == str(report) and reused["roc_auc"] == first["roc_auc"]
+    capsys.readouterr()
+    assert main([*small, "--copies-per-positive", "3", "--reuse-cv", str(report), "--report", str(again)]) == 2
+    assert "plan.copies_per_positive 2 there, 3 here" in capsys.readouterr().err

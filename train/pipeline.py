@@ -161,11 +161,8 @@ def cross_validate(name: str, data: FoldData, config: PipelineConfig, street: li
     """Out-of-fold positive scores on every real window, plus street-set recall per fold, of the model
     `name` (an architecture, or `arch@N` for its fit seed N)."""
     arch = architecture_of(name)
-    config = with_fit_seed(config, name)
     use_augmented = not arch.tutorial
-    settings = config.fit if use_augmented else dataclasses.replace(
-        config.fit, epochs=config.tutorial_epochs, teacher_weight=0.0, hard_negative_weight=1.0,
-        mine_epochs=0)
+    settings = cv_fit_settings(config, name)
     real_features, aug_features = data.raw_features(arch.recipe, use_augmented)
     oof = np.zeros(len(data.real), dtype=np.float32)
     street_scores: dict[str, list[np.ndarray]] = {}
@@ -186,9 +183,36 @@ def cross_validate(name: str, data: FoldData, config: PipelineConfig, street: li
                               "parameters": int(model_for_cost.count_params()),
                               "macs_per_window": count_macs(model_for_cost),
                               "trained_on": "real + augmented windows" if use_augmented else "real windows",
-                              "epochs": settings.epochs, "cv_seconds": round(time.perf_counter() - started)}
+                              "epochs": settings.epochs, "cv_seconds": round(time.perf_counter() - started),
+                              "cv_settings": cv_settings(config, name)}
     report["street_scores"] = {name: np.concatenate(parts) for name, parts in street_scores.items()}
     return oof
+
+
+def cv_fit_settings(config: PipelineConfig, name: str) -> FitSettings:
+    """How `name` is fitted in each fold: the run's settings with its fit seed; tutorials as the tutorials."""
+    fit = with_fit_seed(config, name).fit
+    if not architecture_of(name).tutorial:
+        return fit
+    return dataclasses.replace(fit, epochs=config.tutorial_epochs, teacher_weight=0.0, hard_negative_weight=1.0,
+                               mine_epochs=0)
+
+
+def cv_settings(config: PipelineConfig, name: str) -> dict[str, Any]:
+    """Everything that shaped `name`'s out-of-fold scores, recorded so that `--reuse-cv` can check it."""
+    fit = {k: v for k, v in dataclasses.asdict(cv_fit_settings(config, name)).items() if k != "verbose"}
+    return {"folds": config.folds, "fit": fit, "plan": dataclasses.asdict(config.plan)}
+
+
+def _first_difference(earlier: dict[str, Any], now: dict[str, Any], where: str = "") -> str:
+    for key in sorted(set(earlier) | set(now)):
+        a, b = earlier.get(key), now.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            if a != b:
+                return _first_difference(a, b, f"{where}{key}.")
+        elif a != b:
+            return f"{where}{key} {a} there, {b} here"
+    return ""
 
 
 def has_saved_cross_validation(folder: Path, name: str) -> bool:
@@ -200,7 +224,9 @@ def reused_cross_validation(folder: Path, name: str, config: PipelineConfig, n_w
                             report: dict[str, Any]) -> np.ndarray:
     """Out-of-fold and street scores saved by an earlier run of the same settings, instead of the CV.
 
-    Only the epochs can be checked against the earlier report; the caller vouches for the rest.
+    Reports since session 11 record every setting that shaped the scores (`cv_settings`), and any
+    difference refuses the reuse; of an older report only the epochs can be checked, the caller vouches
+    for the rest.
     """
     from detector.errors import DetectorError
 
@@ -212,7 +238,11 @@ def reused_cross_validation(folder: Path, name: str, config: PipelineConfig, n_w
     if len(scores) != n_windows or earlier["epochs"] != config.fit.epochs:
         raise DetectorError(f"{folder}: {name}'s saved CV has {len(scores)} windows and {earlier['epochs']} "
                             f"epochs, this run {n_windows} and {config.fit.epochs}")
-    keys = ("name", "description", "tutorial", "parameters", "macs_per_window", "trained_on", "epochs", "cv_seconds")
+    if "cv_settings" in earlier and earlier["cv_settings"] != cv_settings(config, name):
+        difference = _first_difference(earlier["cv_settings"], cv_settings(config, name))
+        raise DetectorError(f"{folder}: {name}'s saved CV was run with other settings ({difference})")
+    keys = ("name", "description", "tutorial", "parameters", "macs_per_window", "trained_on", "epochs", "cv_seconds",
+            "cv_settings")
     report["architecture"] = {**{k: earlier[k] for k in keys if k in earlier}, "cv_reused_from": str(folder)}
     with np.load(street_path) as street:
         report["street_scores"] = {key: street[key] for key in street.files}
