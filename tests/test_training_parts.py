@@ -211,21 +211,22 @@ def test_a_saved_cross_validation_is_reused_only_with_the_same_epochs(tmp_path: 
     from train.fit import FitSettings
     from train.pipeline import PipelineConfig, has_saved_cross_validation, reused_cross_validation
 
-    (tmp_path / "report.json").write_text(json.dumps({"models": {"m": {"name": "m", "epochs": 3, "parameters": 7}}}))
-    np.save(tmp_path / "m_oof.npy", np.array([0.1, 0.9], np.float32))
-    np.savez(tmp_path / "m_street.npz", real_sirens_under_street_audio=np.array([0.8]))
-    config = PipelineConfig(clips=(), report_dir=tmp_path, architectures=("m",), ship=None, out_model=None,
+    saved = {"name": "dscnn_s", "epochs": 3, "parameters": 7}  # an older report: no cv_settings
+    (tmp_path / "report.json").write_text(json.dumps({"models": {"dscnn_s": saved}}))
+    np.save(tmp_path / "dscnn_s_oof.npy", np.array([0.1, 0.9], np.float32))
+    np.savez(tmp_path / "dscnn_s_street.npz", real_sirens_under_street_audio=np.array([0.8]))
+    config = PipelineConfig(clips=(), report_dir=tmp_path, architectures=("dscnn_s",), ship=None, out_model=None,
                             fit=FitSettings(epochs=3))
     report: dict[str, Any] = {}
-    scores = reused_cross_validation(tmp_path, "m", config, 2, report)
+    scores = reused_cross_validation(tmp_path, "dscnn_s", config, 2, report)
     assert scores.tolist() == pytest.approx([0.1, 0.9])
-    assert report["architecture"] == {"name": "m", "epochs": 3, "parameters": 7, "cv_reused_from": str(tmp_path)}
+    assert report["architecture"] == {"name": "dscnn_s", "epochs": 3, "parameters": 7, "cv_reused_from": str(tmp_path)}
     assert list(report["street_scores"]) == ["real_sirens_under_street_audio"]
     with pytest.raises(DetectorError, match="epochs"):
-        reused_cross_validation(tmp_path, "m", dataclasses.replace(config, fit=FitSettings(epochs=5)), 2, {})
+        reused_cross_validation(tmp_path, "dscnn_s", dataclasses.replace(config, fit=FitSettings(epochs=5)), 2, {})
     with pytest.raises(DetectorError, match="no saved"):
-        reused_cross_validation(tmp_path, "other", config, 2, {})
-    assert has_saved_cross_validation(tmp_path, "m") and not has_saved_cross_validation(tmp_path, "other")
+        reused_cross_validation(tmp_path, "dscnn_m", config, 2, {})
+    assert has_saved_cross_validation(tmp_path, "dscnn_s") and not has_saved_cross_validation(tmp_path, "dscnn_m")
 
 
 def test_a_saved_cross_validation_with_its_settings_is_reused_only_when_they_all_match(tmp_path: Path) -> None:
@@ -253,6 +254,12 @@ def test_a_saved_cross_validation_with_its_settings_is_reused_only_when_they_all
                            (dataclasses.replace(config, folds=5), "folds 3 there, 5 here")):
         with pytest.raises(DetectorError, match=named.replace(".", r"\.")):
             reused_cross_validation(tmp_path, "dscnn_s@1", changed, 2, {})
+    tutorial = dataclasses.replace(config, tutorial_epochs=1)  # a tutorial's CV runs its own epochs
+    (tmp_path / "report.json").write_text(json.dumps({"models": {"mfcc_dense": {
+        "epochs": 1, "cv_settings": cv_settings(tutorial, "mfcc_dense")}}}))
+    np.save(tmp_path / "mfcc_dense_oof.npy", np.array([0.2, 0.7], np.float32))
+    np.savez(tmp_path / "mfcc_dense_street.npz", real_sirens_under_street_audio=np.array([0.5]))
+    assert reused_cross_validation(tmp_path, "mfcc_dense", tutorial, 2, {}).tolist() == pytest.approx([0.2, 0.7])
 
 
 def test_a_seed_variant_is_its_network_with_another_fit_seed_and_the_same_data() -> None:

@@ -235,9 +235,10 @@ def reused_cross_validation(folder: Path, name: str, config: PipelineConfig, n_w
     if earlier is None or not oof_path.exists() or not street_path.exists():
         raise DetectorError(f"{folder}: no saved cross-validation of {name}")
     scores = np.load(oof_path)
-    if len(scores) != n_windows or earlier["epochs"] != config.fit.epochs:
+    epochs = cv_fit_settings(config, name).epochs  # a tutorial's are --tutorial-epochs
+    if len(scores) != n_windows or earlier["epochs"] != epochs:
         raise DetectorError(f"{folder}: {name}'s saved CV has {len(scores)} windows and {earlier['epochs']} "
-                            f"epochs, this run {n_windows} and {config.fit.epochs}")
+                            f"epochs, this run {n_windows} and {epochs}")
     if "cv_settings" in earlier and earlier["cv_settings"] != cv_settings(config, name):
         difference = _first_difference(earlier["cv_settings"], cv_settings(config, name))
         raise DetectorError(f"{folder}: {name}'s saved CV was run with other settings ({difference})")
