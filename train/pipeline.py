@@ -205,6 +205,7 @@ def cv_settings(config: PipelineConfig, name: str) -> dict[str, Any]:
 
 
 def _first_difference(earlier: dict[str, Any], now: dict[str, Any], where: str = "") -> str:
+    """The first setting (dotted path) whose value differs between two unequal settings records."""
     for key in sorted(set(earlier) | set(now)):
         a, b = earlier.get(key), now.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
@@ -235,13 +236,14 @@ def reused_cross_validation(folder: Path, name: str, config: PipelineConfig, n_w
     if earlier is None or not oof_path.exists() or not street_path.exists():
         raise DetectorError(f"{folder}: no saved cross-validation of {name}")
     scores = np.load(oof_path)
-    epochs = cv_fit_settings(config, name).epochs  # a tutorial's are --tutorial-epochs
+    now = cv_settings(config, name)
+    epochs = now["fit"]["epochs"]  # a tutorial's are --tutorial-epochs
     if len(scores) != n_windows or earlier["epochs"] != epochs:
         raise DetectorError(f"{folder}: {name}'s saved CV has {len(scores)} windows and {earlier['epochs']} "
                             f"epochs, this run {n_windows} and {epochs}")
-    if "cv_settings" in earlier and earlier["cv_settings"] != cv_settings(config, name):
-        difference = _first_difference(earlier["cv_settings"], cv_settings(config, name))
-        raise DetectorError(f"{folder}: {name}'s saved CV was run with other settings ({difference})")
+    if "cv_settings" in earlier and earlier["cv_settings"] != now:
+        raise DetectorError(f"{folder}: {name}'s saved CV was run with other settings "
+                            f"({_first_difference(earlier['cv_settings'], now)})")
     keys = ("name", "description", "tutorial", "parameters", "macs_per_window", "trained_on", "epochs", "cv_seconds",
             "cv_settings")
     report["architecture"] = {**{k: earlier[k] for k in keys if k in earlier}, "cv_reused_from": str(folder)}
