@@ -80,7 +80,12 @@ def _yamnet_urban(yamnet: Path, head_path: Path | None) -> tuple[Callable[[np.nd
         return (lambda window: window), (lambda window: YamnetTagger.urban_scores(tagger.window_scores(window)))
     head = load_head(head_path, yamnet)
     tagger = YamnetTagger(yamnet, num_threads=1, with_embedding=True)
-    return (lambda window: window), (lambda window: head.probabilities(tagger.window_outputs(window)[1]))
+
+    def tag(window: np.ndarray) -> np.ndarray:
+        scores, embedding = tagger.window_outputs(window)
+        return head.probabilities(embedding, YamnetTagger.urban_scores(scores))
+
+    return (lambda window: window), tag
 
 
 def run(windows: np.ndarray, model_path: Path, yamnet: Path | None = None,

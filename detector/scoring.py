@@ -142,8 +142,9 @@ class Scorer:
         for model in self.models:
             if model.classifier is None:
                 scores, embedding = yamnet_window()
-                result.scores.append(self.head.probabilities(embedding) if self.head is not None and
-                                     embedding is not None else YamnetTagger.urban_scores(scores))
+                urban_scores = YamnetTagger.urban_scores(scores)
+                result.scores.append(self.head.probabilities(embedding, urban_scores) if self.head is not None
+                                     and embedding is not None else urban_scores)
                 continue
             recipe = model.classifier.card.recipe
             began = time.perf_counter()

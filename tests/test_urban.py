@@ -189,13 +189,14 @@ def test_unlabelled_windows_come_from_unmapped_recordings_and_never_from_a_held_
         return features_of(windows, LOGMEL_64).mean(axis=1)
 
     data.embeddings, data.transfer_embeddings = embed(data.real.windows), embed(transfer.windows)
+    data.yamnet, data.transfer_yamnet = embed(data.real.windows)[:, :10] ** 2, embed(transfer.windows)[:, :10] ** 2
     holds_fs1000 = np.array([groups == {"us8k-fs1000"} for groups in transfer.groups])
     assert holds_fs1000.sum() == 1
     for held_out, expected in ((1, ~holds_fs1000), (2, np.ones(3, bool))):
         train, _test = leave_one_fold_out(data.window_fold, data.real.groups, held_out)
         mask = transfer_mask_for(data, train)
         assert np.array_equal(mask, expected)
-        _real, _aug, taught = teacher_probabilities(data, train, np.zeros(0, bool), mask)
+        _real, _aug, taught = teacher_probabilities(data, train, np.zeros(0, bool), mask, 0.5)
         assert taught.shape == (mask.sum(), 10) and np.allclose(taught.sum(axis=1), 1, atol=1e-5)
 
 
@@ -311,7 +312,7 @@ def test_embedder_gives_one_embedding_per_window_that_tells_sounds_apart() -> No
     np.testing.assert_array_equal(scores, YamnetTagger(YAMNET).window_scores(wail))  # one pass gives both
 
 
-def test_saved_urban_cv_is_reused_only_with_the_same_seed_teacher_weight_and_augmentation(tmp_path: Path) -> None:
+def test_saved_urban_cv_is_reused_only_with_the_same_seed_teacher_and_augmentation(tmp_path: Path) -> None:
     """A saved CV stands in for a new one only when nothing that shaped it changed."""
     from train.models import ARCHITECTURES
     from train.urban import Variant, _oof_meta, _reused
@@ -323,7 +324,7 @@ def test_saved_urban_cv_is_reused_only_with_the_same_seed_teacher_weight_and_aug
     (tmp_path / "dscnn_s+teacher_oof.json").write_text(json.dumps(_oof_meta(saved, config)))
     assert np.array_equal(_reused(config, saved, 6), scores)
     changed = [dataclasses.replace(saved, teacher_weight=0.5), dataclasses.replace(saved, fit_seed=1),
-               dataclasses.replace(saved, epochs=8)]
+               dataclasses.replace(saved, epochs=8), dataclasses.replace(saved, teacher_yamnet_weight=0.5)]
     assert all(_reused(config, variant, 6) is None for variant in changed)
     assert _reused(dataclasses.replace(config, augment_copies=2), saved, 6) is None
     assert _reused(dataclasses.replace(config, seed=1), saved, 6) is None  # another augmentation draw

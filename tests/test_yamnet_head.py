@@ -3,6 +3,7 @@ the daemon's YAMNet option in place of YAMNet's own mapped classes."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from detector.model import file_sha256
 from detector.scoring import YAMNET_HEAD_NAME, YAMNET_NAME, Scorer
 from detector.synth import generate_scene
 from detector.yamnet import URBAN_CLASSES, YamnetTagger
-from detector.yamnet_head import YamnetHead, load_head
+from detector.yamnet_head import YamnetHead, load_head, with_yamnet_scores
 from tests.yamnet_file import YAMNET, needs_yamnet
 from train.yamnet_head import folded_weights, head_json, main
 from train.yamnet_teacher import fit_head
@@ -52,9 +53,25 @@ def test_folded_weights_give_the_fitted_pipelines_probabilities() -> None:
     runtime = YamnetHead(Path("head.json"), tuple(URBAN_CLASSES), weights.astype(np.float32),
                          bias.astype(np.float32), "0" * 64)
     expected = head.predict_proba(embeddings[:20])
-    got = np.array([runtime.probabilities(e) for e in embeddings[:20]])
+    uninformative = np.full(len(URBAN_CLASSES), 0.3)  # YAMNet's own scores equal: the product is the head
+    got = np.array([runtime.probabilities(e, uninformative) for e in embeddings[:20]])
     np.testing.assert_allclose(got, expected, atol=1e-4)
     assert (got.argmax(axis=1) == expected.argmax(axis=1)).all()
+    combined = dataclasses.replace(runtime, yamnet_scores_weight=0.5)
+    np.testing.assert_allclose([combined.probabilities(e, uninformative) for e in embeddings[:20]], expected,
+                               atol=1e-4)
+
+
+def test_yamnet_scores_move_the_head_towards_what_yamnet_hears() -> None:
+    head = np.array([[0.5, 0.4, 0.1], [0.2, 0.2, 0.6]])
+    yamnet_scores = np.array([[0.05, 0.9, 0.1], [0.0, 0.0, 0.0]])  # the second: YAMNet hears none of them
+    np.testing.assert_array_equal(with_yamnet_scores(head, yamnet_scores, 0.0), head)
+    combined = with_yamnet_scores(head, yamnet_scores, 0.5)
+    np.testing.assert_allclose(combined.sum(axis=1), 1.0, atol=1e-6)
+    assert combined[0].argmax() == 1  # the head's near tie is settled by YAMNet's own classes
+    np.testing.assert_allclose(combined[1], head[1], atol=1e-4)  # silence from YAMNet changes nothing
+    expected = head[0] * np.sqrt(yamnet_scores[0] / yamnet_scores[0].sum())
+    np.testing.assert_allclose(combined[0], expected / expected.sum(), atol=1e-4)
 
 
 def test_load_head_reads_what_head_json_writes_and_refuses_what_does_not_fit(tmp_path: Path) -> None:
@@ -79,6 +96,9 @@ def test_load_head_reads_what_head_json_writes_and_refuses_what_does_not_fit(tmp
         load_head(head_file(tmp_path, yamnet, labels=list(reversed(URBAN_CLASSES))), yamnet)
     with pytest.raises(ModelError, match="not a YAMNet head"):
         load_head(head_file(tmp_path, yamnet, weights="none"), yamnet)
+    assert load_head(head_file(tmp_path, yamnet, yamnet_scores_weight=0.5), yamnet).yamnet_scores_weight == 0.5
+    with pytest.raises(ModelError, match="yamnet_scores_weight must be a number >= 0, got -1.0"):
+        load_head(head_file(tmp_path, yamnet, yamnet_scores_weight=-1), yamnet)
 
 
 @needs_yamnet

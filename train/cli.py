@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "on the training windows) in the targets: emergency: real windows only (needs "
                              "--yamnet; default 0); urban: every training window, and with --yamnet the model is "
                              "cross-validated with this weight (default 0.5) and without, the better one shipped")
+    parser.add_argument("--teacher-yamnet-weight", type=float, default=0.5,
+                        help="urban: the teacher is its head's probabilities times YAMNet's own mapped scores to "
+                             "this power, renormalised (default 0.5; 0 = the head alone)")
     parser.add_argument("--augment-copies", type=int, default=1,
                         help="urban: augmented copies of each real training window (default 1)")
     parser.add_argument("--transfer-windows", type=int, default=0,
@@ -166,6 +169,9 @@ def _urban(args: argparse.Namespace, names: tuple[str, ...]) -> int:
         print("siren-train: error: --transfer-windows needs --yamnet PATH and --teacher-weight > 0 (and N >= 0)",
               file=sys.stderr)
         return 2
+    if args.teacher_yamnet_weight < 0:
+        print("siren-train: error: --teacher-yamnet-weight must be >= 0", file=sys.stderr)
+        return 2
     if args.mimic_weight < 0 or (args.mimic_weight and not (args.yamnet and args.teacher_weight > 0)):
         print("siren-train: error: --mimic-weight needs --yamnet PATH and --teacher-weight > 0 (and W >= 0)",
               file=sys.stderr)
@@ -179,7 +185,8 @@ def _urban(args: argparse.Namespace, names: tuple[str, ...]) -> int:
             out_model=None if args.no_ship else args.out,
             fit=FitSettings(epochs=args.epochs, seed=args.seed), tutorial_epochs=args.tutorial_epochs,
             augment_copies=args.augment_copies, teacher_weight=args.teacher_weight,
-            transfer_per_recording=args.transfer_windows, mimic_weight=args.mimic_weight, yamnet_path=args.yamnet,
+            teacher_yamnet_weight=args.teacher_yamnet_weight, transfer_per_recording=args.transfer_windows,
+            mimic_weight=args.mimic_weight, yamnet_path=args.yamnet,
             reuse_cv=args.reuse_cv, seed=args.seed, ship_seeds=args.ship_seeds,
             **({} if args.representative_windows is None else {"representative_windows": args.representative_windows})))
     except DetectorError as error:

@@ -26,6 +26,7 @@ from detector import __version__
 from detector.tracker import TrackerSettings
 from detector.windows import WindowSpec
 from detector.yamnet import URBAN_CLASSES
+from detector.yamnet_head import with_yamnet_scores
 from train.augment import add_noise_floor, band_limit, mic_colouring, mix_at_snr, random_gain, time_shift
 from train.datasets import Clip, DatasetError
 from train.examples import SILENT_POSITIVE_DBFS, Examples, features_of, load_real_windows, rms_dbfs
@@ -154,6 +155,7 @@ class UrbanConfig:
     tutorial_epochs: int = 10
     augment_copies: int = 1
     teacher_weight: float = 0.5
+    teacher_yamnet_weight: float = 0.5  # the teacher's head times YAMNet's own scores to this power (0: the head)
     transfer_per_recording: int = 0  # teacher variants: windows per unlabelled recording, teacher targets only
     mimic_weight: float = 0.0  # teacher variants: loss weight of predicting YAMNet's embedding (0: off)
     yamnet_path: Path | None = None
@@ -175,8 +177,10 @@ class UrbanData:
     yamnet: np.ndarray | None = None  # (windows, 10) YAMNet's urban scores: the off-the-shelf baseline
     embeddings: np.ndarray | None = None  # (windows, 1024) YAMNet embeddings of the real windows: the teacher
     augmented_embeddings: np.ndarray | None = None  # and of the augmented windows
+    augmented_yamnet: np.ndarray | None = None  # YAMNet's urban scores of the augmented windows
     transfer: Examples | None = None  # windows of `unlabelled_clips`: what the teacher says is their only label
     transfer_embeddings: np.ndarray | None = None
+    transfer_yamnet: np.ndarray | None = None
 
     @property
     def scored(self) -> np.ndarray:
@@ -236,12 +240,12 @@ def load_urban_data(config: UrbanConfig, spec: WindowSpec) -> UrbanData:
         data.yamnet, data.embeddings = yamnet_outputs(config.yamnet_path, data.real.windows, config.report_dir,
                                                       "real windows")
         if len(data.augmented):
-            _, data.augmented_embeddings = yamnet_outputs(config.yamnet_path, data.augmented.windows,
-                                                          config.report_dir, "augmented windows")
+            data.augmented_yamnet, data.augmented_embeddings = yamnet_outputs(
+                config.yamnet_path, data.augmented.windows, config.report_dir, "augmented windows")
         if config.transfer_per_recording > 0 and config.teacher_weight > 0:
             data.transfer = load_transfer_windows(config.clips, spec, config.transfer_per_recording)
-            _, data.transfer_embeddings = yamnet_outputs(config.yamnet_path, data.transfer.windows,
-                                                         config.report_dir, "unlabelled windows")
+            data.transfer_yamnet, data.transfer_embeddings = yamnet_outputs(
+                config.yamnet_path, data.transfer.windows, config.report_dir, "unlabelled windows")
     return data
 
 
@@ -277,33 +281,39 @@ def blend_targets(labels: np.ndarray, teacher: np.ndarray | None, weight: float)
     return ((1 - weight) * hard + weight * teacher).astype(np.float32)
 
 
-def teacher_probabilities(data: UrbanData, real_mask: np.ndarray, aug_mask: np.ndarray, transfer_mask: np.ndarray
-                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def teacher_probabilities(data: UrbanData, real_mask: np.ndarray, aug_mask: np.ndarray, transfer_mask: np.ndarray,
+                          yamnet_weight: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The embedding head's probabilities on a split's training windows: on real windows from heads that
     never saw the window's recording (cross-fitted), on augmented and unlabelled ones from the head fitted
-    on all of them. Only the split's training windows fit a head, so the held-out fold never reaches the
-    student."""
-    assert data.embeddings is not None
+    on all of them; each times YAMNet's own scores of the same window to the power `yamnet_weight`
+    (`with_yamnet_scores`). Only the split's training windows fit a head, so the held-out fold never
+    reaches the student."""
+    assert data.embeddings is not None and data.yamnet is not None
     n_labels = len(URBAN_LABELS)
     labels = data.real.labels[real_mask]
     groups = [data.real.groups[i] for i in np.flatnonzero(real_mask)]
-    real = cross_fitted_probabilities(data.embeddings[real_mask], labels, groups, n_labels)
-    pairs = ((data.augmented_embeddings, aug_mask), (data.transfer_embeddings, transfer_mask))
-    used = [embeddings is not None and mask.any() for embeddings, mask in pairs]
+    real = with_yamnet_scores(cross_fitted_probabilities(data.embeddings[real_mask], labels, groups, n_labels),
+                              data.yamnet[real_mask], yamnet_weight)
+    triples = ((data.augmented_embeddings, data.augmented_yamnet, aug_mask),
+               (data.transfer_embeddings, data.transfer_yamnet, transfer_mask))
+    used = [embeddings is not None and mask.any() for embeddings, _, mask in triples]
     head = fit_head(data.embeddings[real_mask], labels) if any(used) else None  # no other windows: no second fit
-    applied = [head_probabilities(head, embeddings[mask], n_labels) if use else np.zeros((0, n_labels), np.float32)
-               for (embeddings, mask), use in zip(pairs, used, strict=True)]
+    applied = [with_yamnet_scores(head_probabilities(head, embeddings[mask], n_labels), scores[mask], yamnet_weight)
+               if use else np.zeros((0, n_labels), np.float32)
+               for (embeddings, scores, mask), use in zip(triples, used, strict=True)]
     return real, applied[0], applied[1]
 
 
-def embedding_head_scores(data: UrbanData) -> np.ndarray:
-    """Leave-one-fold-out scores of the teacher itself (the head fitted on each split's training windows)."""
-    assert data.embeddings is not None
+def embedding_head_scores(data: UrbanData, yamnet_weight: float) -> np.ndarray:
+    """Leave-one-fold-out scores of the teacher itself (the head fitted on each split's training windows,
+    times YAMNet's own scores to the power `yamnet_weight`)."""
+    assert data.embeddings is not None and data.yamnet is not None
     scores = np.zeros((len(data.real), len(URBAN_LABELS)), np.float32)
     for fold in data.test_folds:
         train, test = leave_one_fold_out(data.window_fold, data.real.groups, fold)
         head = fit_head(data.embeddings[train], data.real.labels[train])
-        scores[test] = head_probabilities(head, data.embeddings[test], len(URBAN_LABELS))
+        scores[test] = with_yamnet_scores(head_probabilities(head, data.embeddings[test], len(URBAN_LABELS)),
+                                          data.yamnet[test], yamnet_weight)
     return scores
 
 
@@ -320,6 +330,7 @@ class Variant:
     transfer_per_recording: int = 0  # with a teacher: unlabelled windows per recording (0: none)
     mimic_weight: float = 0.0  # with a teacher: loss weight of predicting YAMNet's embedding (0: off)
     fit_seed: int = 0  # weights and shuffle; the augmented data is the run's, shared by every seed
+    teacher_yamnet_weight: float = 0.0  # with a teacher: the power of YAMNet's own scores in it (0: the head alone)
 
 
 def transfer_mask_for(data: UrbanData, real_mask: np.ndarray) -> np.ndarray:
@@ -345,7 +356,8 @@ def train_variant(variant: Variant, data: UrbanData, feats: tuple[np.ndarray, np
     teacher_real = teacher_aug = None
     teacher_transfer = np.zeros((0, len(URBAN_LABELS)), np.float32)
     if use_teacher:
-        teacher_real, teacher_aug, teacher_transfer = teacher_probabilities(data, real_mask, aug_mask, transfer_mask)
+        teacher_real, teacher_aug, teacher_transfer = teacher_probabilities(data, real_mask, aug_mask, transfer_mask,
+                                                                            variant.teacher_yamnet_weight)
     features = np.concatenate([real_feats[real_mask], aug_feats[np.flatnonzero(aug_mask)],
                                transfer_feats[np.flatnonzero(transfer_mask)]])  # rows: a tutorial has no aug_feats
     labels = np.concatenate([data.real.labels[real_mask], data.augmented.labels[aug_mask],
@@ -514,6 +526,8 @@ def _oof_meta(variant: Variant, config: UrbanConfig) -> dict[str, Any]:
     return {"epochs": variant.epochs, "fit_seed": variant.fit_seed,
             **({"augment_copies": config.augment_copies, "augment_seed": config.seed} if variant.augmented else {}),
             **({"teacher": TEACHER, "teacher_weight": variant.teacher_weight} if variant.teacher_weight else {}),
+            **({"teacher_yamnet_weight": variant.teacher_yamnet_weight}
+               if variant.teacher_weight and variant.teacher_yamnet_weight else {}),
             **({"transfer_per_recording": variant.transfer_per_recording} if variant.transfer_per_recording else {}),
             **({"mimic_weight": variant.mimic_weight} if variant.mimic_weight else {})}
 
@@ -528,7 +542,8 @@ def variants_for(config: UrbanConfig) -> list[Variant]:
             out.append(Variant(name, arch, True, 0.0, config.fit.epochs, fit_seed=config.fit.seed))
             if config.yamnet_path and config.teacher_weight > 0:
                 out.append(Variant(f"{name}+teacher", arch, True, config.teacher_weight, config.fit.epochs,
-                                   config.transfer_per_recording, config.mimic_weight, config.fit.seed))
+                                   config.transfer_per_recording, config.mimic_weight, config.fit.seed,
+                                   config.teacher_yamnet_weight))
     return out
 
 
@@ -569,10 +584,12 @@ def run_urban(config: UrbanConfig) -> dict[str, Any]:
                        config.report_dir / "yamnet_confusion.png")
         results["models"]["yamnet_embedding_head"] = {
             "description": "the teacher: YAMNet embeddings (mean over three frames per window) -> logistic "
-                           "regression fitted on each split's training windows; mean over the slice, argmax",
+                           "regression fitted on each split's training windows"
+                           + (f", times YAMNet's own mapped scores to the power {config.teacher_yamnet_weight:g}"
+                              if config.teacher_yamnet_weight else "") + "; mean over the slice, argmax",
             "tutorial": False, "trained_on": "AudioSet (YAMNet) + the split's training windows (head); never shipped",
             "parameters": 3_700_000 + 1024 * len(URBAN_LABELS), "macs_per_window": 3 * 69_200_000,
-            **accuracy_report(embedding_head_scores(data), data)}
+            **accuracy_report(embedding_head_scores(data, config.teacher_yamnet_weight), data)}
         write_report(results, config.report_dir)
     if config.out_model is not None:
         candidates = [n for n in (config.ship, f"{config.ship}+teacher") if n in results["models"]]
@@ -716,7 +733,10 @@ def ship_urban(members: Sequence[Variant], name: str, data: UrbanData, config: U
             "augmentation": "per real window, copies: time shift, another training window underneath at "
                             "8-25 dB SNR, band limit, mic colouring, gain -20..+6 dB, hiss",
             "augment_copies": config.augment_copies,
-            "teacher": (f"{TEACHER}, weight {variant.teacher_weight} on real and augmented windows"
+            "teacher": (f"{TEACHER}"
+                        + (f", times YAMNet's own mapped scores to the power {variant.teacher_yamnet_weight:g}"
+                           if variant.teacher_yamnet_weight else "")
+                        + f", weight {variant.teacher_weight} on real and augmented windows"
                         + (", the only target of the unlabelled windows" if variant.transfer_per_recording else "")
                         if variant.teacher_weight else "none (hard labels)"),
             "epochs": variant.epochs,

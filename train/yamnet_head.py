@@ -2,11 +2,13 @@
 
 Measured first, as the urban model is: leave-one-fold-out over the UrbanSound8K folds present, the head
 fitted on the other folds and the extra recordings (`train.urban.embedding_head_scores`), beside YAMNet's
-own classes mapped onto the labels on the same windows. Then fitted on every labelled window and written
-with the standardisation folded into its weights, so the runtime (`detector.yamnet_head`) needs numpy only.
+own classes mapped onto the labels on the same windows and beside the head alone, without YAMNet's own
+scores in the product (`detector.yamnet_head.with_yamnet_scores`). Then fitted on every labelled window and
+written with the standardisation folded into its weights, so the runtime (`detector.yamnet_head`) needs
+numpy only.
 
 Usage: python -m train.yamnet_head --data ../shared/data/index.csv --yamnet ../shared/models/yamnet.tflite
-       [--out models/yamnet_head.json] [--report reports/yamnet_head]
+       [--out models/yamnet_head.json] [--report reports/yamnet_head] [--yamnet-scores-weight 0.5]
 """
 
 from __future__ import annotations
@@ -54,13 +56,15 @@ def head_json(head: dict[str, Any]) -> str:
     return f'{described[:-2]},\n  "weights": [\n{rows}\n  ],\n  "bias": {json.dumps(head["bias"])}\n}}\n'
 
 
-def build_head(data_sources: list[Path], yamnet: Path, report_dir: Path) -> dict[str, Any]:
+def build_head(data_sources: list[Path], yamnet: Path, report_dir: Path, scores_weight: float) -> dict[str, Any]:
     """Cross-validate the head, fit it on everything, and return the head file's content."""
     config = UrbanConfig(clips=tuple(load_datasets(data_sources, "label")), report_dir=report_dir,
                          augment_copies=0, yamnet_path=yamnet, out_model=None)
     data = load_urban_data(config, WindowSpec.from_seconds(16000, 2.0, 1.0))
     assert data.embeddings is not None and data.yamnet is not None
-    head_cv, mapped_cv = accuracy_report(embedding_head_scores(data), data), accuracy_report(data.yamnet, data)
+    head_cv = accuracy_report(embedding_head_scores(data, scores_weight), data)
+    head_alone_cv = accuracy_report(embedding_head_scores(data, 0.0), data)
+    mapped_cv = accuracy_report(data.yamnet, data)
     head = fit_head(data.embeddings, data.real.labels)
     if len(head[-1].classes_) != len(URBAN_CLASSES):
         missing = sorted(set(URBAN_CLASSES) - {list(URBAN_CLASSES)[i] for i in head[-1].classes_})
@@ -73,13 +77,17 @@ def build_head(data_sources: list[Path], yamnet: Path, report_dir: Path) -> dict
     return {
         "name": "yamnet_head",
         "description": "the ten UrbanSound8K labels from YAMNet's 1024-d embedding: class-balanced multinomial "
-                       f"logistic regression (C={REGULARISATION_C}), standardisation folded into the weights",
+                       f"logistic regression (C={REGULARISATION_C}), standardisation folded into the weights"
+                       + (f"; its probabilities times YAMNet's own mapped scores (normalised) to the power "
+                          f"{scores_weight:g}, renormalised" if scores_weight else ""),
         "version": __version__,
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "labels": list(URBAN_CLASSES),
         "yamnet_sha256": file_sha256(yamnet),
+        "yamnet_scores_weight": scores_weight,
         "embedding": f"mean over the frames of a window of YAMNet's *{EMBEDDING_TENSOR} (1, 1024) tensor",
-        "evaluation": {"protocol": protocol, "this_model": head_cv, "yamnet_classes_mapped": mapped_cv},
+        "evaluation": {"protocol": protocol, "this_model": head_cv, "head_without_yamnet_scores": head_alone_cv,
+                       "yamnet_classes_mapped": mapped_cv},
         "training": {"windows": len(data.real), "recordings": len(data.clips),
                      "data": "UrbanSound8K folds present and the extra recordings mapped onto the ten labels "
                              "(as the urban model, train/urban.py)",
@@ -96,12 +104,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--yamnet", type=Path, required=True, help="the YAMNet .tflite the head is fitted on")
     parser.add_argument("--out", type=Path, default=Path("models/yamnet_head.json"))
     parser.add_argument("--report", type=Path, default=Path("reports/yamnet_head"))
+    parser.add_argument("--yamnet-scores-weight", type=float, default=0.5,
+                        help="the power of YAMNet's own mapped scores multiplied into the head's probabilities "
+                             "(default 0.5; 0 = the head alone)")
     args = parser.parse_args(argv)
     try:
+        if not (args.yamnet_scores_weight >= 0):
+            raise DatasetError(f"--yamnet-scores-weight must be >= 0, got {args.yamnet_scores_weight}")
         if not args.yamnet.is_file():
             raise DatasetError(f"{args.yamnet}: YAMNet model file not found")
         args.report.mkdir(parents=True, exist_ok=True)
-        head = build_head(args.data, args.yamnet, args.report)
+        head = build_head(args.data, args.yamnet, args.report, args.yamnet_scores_weight)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(head_json(head))
         load_head(args.out, args.yamnet)  # what the daemon will do with it
@@ -111,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cv = head["evaluation"]
     print(f"wrote {args.out}: {cv['this_model']['slice_accuracy_mean']:.1%} mean slice accuracy on held-out "
-          f"folds (YAMNet's classes mapped: {cv['yamnet_classes_mapped']['slice_accuracy_mean']:.1%})")
+          f"folds (the head alone: {cv['head_without_yamnet_scores']['slice_accuracy_mean']:.1%}, YAMNet's "
+          f"classes mapped: {cv['yamnet_classes_mapped']['slice_accuracy_mean']:.1%})")
     return 0
 
 
