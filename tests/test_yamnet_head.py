@@ -97,7 +97,7 @@ def test_load_head_reads_what_head_json_writes_and_refuses_what_does_not_fit(tmp
     with pytest.raises(ModelError, match="not a YAMNet head"):
         load_head(head_file(tmp_path, yamnet, weights="none"), yamnet)
     assert load_head(head_file(tmp_path, yamnet, yamnet_scores_weight=0.5), yamnet).yamnet_scores_weight == 0.5
-    with pytest.raises(ModelError, match="yamnet_scores_weight must be a number >= 0, got -1.0"):
+    with pytest.raises(ModelError, match=r"yamnet_scores_weight must be a number >= 0, got -1\.0"):
         load_head(head_file(tmp_path, yamnet, yamnet_scores_weight=-1), yamnet)
 
 
