@@ -276,7 +276,7 @@ def test_siren_train_urban_end_to_end(tmp_path: Path) -> None:
     assert again["slice_accuracy_mean"] == results["models"]["dscnn_s"]["slice_accuracy_mean"]
 
 
-def test_transfer_windows_or_mimicry_without_a_teacher_is_one_clear_error(
+def test_transfer_windows_or_mimicry_without_a_teacher_or_a_negative_power_is_one_clear_error(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from train.cli import main
 
@@ -286,6 +286,8 @@ def test_transfer_windows_or_mimicry_without_a_teacher_is_one_clear_error(
     assert main(["--task", "urban", "--data", str(tmp_path), "--teacher-weight", "0", "--mimic-weight", "1"]) == 2
     assert capsys.readouterr().err.strip() == ("siren-train: error: --mimic-weight needs --yamnet PATH and "
                                                "--teacher-weight > 0 (and W >= 0)")
+    assert main(["--task", "urban", "--data", str(tmp_path), "--teacher-yamnet-weight", "-1"]) == 2
+    assert capsys.readouterr().err.strip() == "siren-train: error: --teacher-yamnet-weight must be >= 0"
 
 
 def test_embedder_refuses_a_model_that_is_not_yamnet() -> None:
