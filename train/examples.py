@@ -6,9 +6,8 @@ on examples built entirely from its training groups (a test recording never leak
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,11 +70,9 @@ def load_real_windows(clips: Sequence[Clip], spec: WindowSpec, is_positive: Call
                       workers: int = 2) -> Examples:
     """Every clip cut into windows; positive windows too quiet to hold a siren are left out.
 
-    The readers start from a fresh server process, not a fork of this one: by now this process runs
-    TensorFlow's and tqdm's threads, and a forked reader once hung for good (session 12)."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])  # readers fork from a server that has imported this module once
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    Threads, not processes: decoding and resampling run outside the GIL, and a process forked from this
+    one (which by now runs TensorFlow's and tqdm's threads) once hung a cross-validation for good."""
+    with ThreadPoolExecutor(workers) as pool:
         cut = list(tqdm(pool.map(_read_clip, [(c, spec) for c in clips], chunksize=16), total=len(clips),
                         desc="reading clips", unit="clip"))
     windows, labels, groups, clip_ids, datasets = [], [], [], [], []
