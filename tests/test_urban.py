@@ -198,6 +198,8 @@ def test_unlabelled_windows_come_from_unmapped_recordings_and_never_from_a_held_
         assert np.array_equal(mask, expected)
         _real, _aug, taught = teacher_probabilities(data, train, np.zeros(0, bool), mask, 0.5)
         assert taught.shape == (mask.sum(), 10) and np.allclose(taught.sum(axis=1), 1, atol=1e-5)
+        _real, _aug, head_alone = teacher_probabilities(data, train, np.zeros(0, bool), mask, 0.0)
+        assert not np.allclose(taught, head_alone, atol=1e-3)  # YAMNet's own scores moved the targets
 
 
 def test_blend_targets_mix_hard_labels_with_the_teacher() -> None:

@@ -63,9 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "on the training windows) in the targets: emergency: real windows only (needs "
                              "--yamnet; default 0); urban: every training window, and with --yamnet the model is "
                              "cross-validated with this weight (default 0.5) and without, the better one shipped")
-    parser.add_argument("--teacher-yamnet-weight", type=float, default=0.5,
+    parser.add_argument("--teacher-yamnet-weight", type=float, default=0.0,
                         help="urban: the teacher is its head's probabilities times YAMNet's own mapped scores to "
-                             "this power, renormalised (default 0.5; 0 = the head alone)")
+                             "this power, renormalised (default 0 = the head alone; 0.5 made a better teacher "
+                             "and a worse student, README)")
     parser.add_argument("--augment-copies", type=int, default=1,
                         help="urban: augmented copies of each real training window (default 1)")
     parser.add_argument("--transfer-windows", type=int, default=0,

@@ -155,7 +155,7 @@ class UrbanConfig:
     tutorial_epochs: int = 10
     augment_copies: int = 1
     teacher_weight: float = 0.5
-    teacher_yamnet_weight: float = 0.5  # the teacher's head times YAMNet's own scores to this power (0: the head)
+    teacher_yamnet_weight: float = 0.0  # the teacher's head times YAMNet's own scores to this power (0: the head)
     transfer_per_recording: int = 0  # teacher variants: windows per unlabelled recording, teacher targets only
     mimic_weight: float = 0.0  # teacher variants: loss weight of predicting YAMNet's embedding (0: off)
     yamnet_path: Path | None = None
