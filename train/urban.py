@@ -208,15 +208,13 @@ def augment_urban(real: Examples, copies: int, seed: int, rate: int) -> Examples
     a fold uses only those made entirely of its training recordings."""
     rng = np.random.default_rng(seed)
     sources = np.repeat(np.arange(len(real)), copies)
-    windows, groups = [], []
-    for index in tqdm(sources, desc="augmenting", unit="win"):
+    windows = np.empty((len(sources), *real.windows.shape[1:]), np.float32)  # filled in place: one copy in memory
+    groups = []
+    for row, index in enumerate(tqdm(sources, desc="augmenting", unit="win")):
         under = int(rng.integers(len(real)))
-        windows.append(_augment_window(real.windows[index], real.windows[under], rng, rate))
+        windows[row] = _augment_window(real.windows[index], real.windows[under], rng, rate)
         groups.append(real.groups[index] | real.groups[under])
-    if not windows:
-        return dataclasses.replace(real, windows=real.windows[:0], labels=real.labels[:0], groups=(),
-                                   kinds=real.kinds[:0], clip_ids=real.clip_ids[:0], datasets=real.datasets[:0])
-    return Examples(np.stack(windows), real.labels[sources], tuple(groups), np.full(len(sources), "real_aug"),
+    return Examples(windows, real.labels[sources], tuple(groups), np.full(len(sources), "real_aug"),
                     real.clip_ids[sources], real.datasets[sources])
 
 
