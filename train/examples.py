@@ -70,10 +70,11 @@ def load_real_windows(clips: Sequence[Clip], spec: WindowSpec, is_positive: Call
                       workers: int = 2) -> Examples:
     """Every clip cut into windows; positive windows too quiet to hold a siren are left out.
 
-    Threads, not processes: decoding and resampling run outside the GIL, and a process forked from this
-    one (which by now runs TensorFlow's and tqdm's threads) once hung a cross-validation for good."""
+    Threads, not processes: libsndfile and numpy release the GIL for most of the work, so two threads read
+    as fast here as two processes did, and a process forked from this one (which by now runs TensorFlow's
+    and tqdm's threads) once hung a cross-validation for good."""
     with ThreadPoolExecutor(workers) as pool:
-        cut = list(tqdm(pool.map(_read_clip, [(c, spec) for c in clips], chunksize=16), total=len(clips),
+        cut = list(tqdm(pool.map(_read_clip, [(c, spec) for c in clips]), total=len(clips),
                         desc="reading clips", unit="clip"))
     windows, labels, groups, clip_ids, datasets = [], [], [], [], []
     for clip_id, (clip, (clip_windows, _starts)) in enumerate(zip(clips, cut, strict=True)):
