@@ -302,16 +302,15 @@ def teacher_probabilities(data: UrbanData, real_mask: np.ndarray, aug_mask: np.n
     return real, applied[0], applied[1]
 
 
-def embedding_head_scores(data: UrbanData, yamnet_weight: float) -> np.ndarray:
-    """Leave-one-fold-out scores of the teacher itself (the head fitted on each split's training windows,
-    times YAMNet's own scores to the power `yamnet_weight`)."""
-    assert data.embeddings is not None and data.yamnet is not None
+def embedding_head_scores(data: UrbanData) -> np.ndarray:
+    """Leave-one-fold-out scores of the teacher's head (fitted on each split's training windows); callers
+    multiply in YAMNet's own scores (`with_yamnet_scores`) at the power they measure."""
+    assert data.embeddings is not None
     scores = np.zeros((len(data.real), len(URBAN_LABELS)), np.float32)
     for fold in data.test_folds:
         train, test = leave_one_fold_out(data.window_fold, data.real.groups, fold)
         head = fit_head(data.embeddings[train], data.real.labels[train])
-        scores[test] = with_yamnet_scores(head_probabilities(head, data.embeddings[test], len(URBAN_LABELS)),
-                                          data.yamnet[test], yamnet_weight)
+        scores[test] = head_probabilities(head, data.embeddings[test], len(URBAN_LABELS))
     return scores
 
 
@@ -587,7 +586,8 @@ def run_urban(config: UrbanConfig) -> dict[str, Any]:
                               if config.teacher_yamnet_weight else "") + "; mean over the slice, argmax",
             "tutorial": False, "trained_on": "AudioSet (YAMNet) + the split's training windows (head); never shipped",
             "parameters": 3_700_000 + 1024 * len(URBAN_LABELS), "macs_per_window": 3 * 69_200_000,
-            **accuracy_report(embedding_head_scores(data, config.teacher_yamnet_weight), data)}
+            **accuracy_report(with_yamnet_scores(embedding_head_scores(data), data.yamnet,
+                                                 config.teacher_yamnet_weight), data)}
         write_report(results, config.report_dir)
     if config.out_model is not None:
         candidates = [n for n in (config.ship, f"{config.ship}+teacher") if n in results["models"]]

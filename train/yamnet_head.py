@@ -28,7 +28,7 @@ from detector.errors import DetectorError
 from detector.model import file_sha256
 from detector.windows import WindowSpec
 from detector.yamnet import EMBEDDING_TENSOR, URBAN_CLASSES
-from detector.yamnet_head import load_head
+from detector.yamnet_head import load_head, with_yamnet_scores
 from train.datasets import DatasetError, load_datasets
 from train.pipeline import write_report
 from train.ship import LICENCE_NOTE
@@ -62,8 +62,9 @@ def build_head(data_sources: list[Path], yamnet: Path, report_dir: Path, scores_
                          augment_copies=0, yamnet_path=yamnet, out_model=None)
     data = load_urban_data(config, WindowSpec.from_seconds(16000, 2.0, 1.0))
     assert data.embeddings is not None and data.yamnet is not None
-    head_cv = accuracy_report(embedding_head_scores(data, scores_weight), data)
-    head_alone_cv = accuracy_report(embedding_head_scores(data, 0.0), data)
+    head_alone = embedding_head_scores(data)  # one fit per fold serves both measurements
+    head_cv = accuracy_report(with_yamnet_scores(head_alone, data.yamnet, scores_weight), data)
+    head_alone_cv = accuracy_report(head_alone, data)
     mapped_cv = accuracy_report(data.yamnet, data)
     head = fit_head(data.embeddings, data.real.labels)
     if len(head[-1].classes_) != len(URBAN_CLASSES):
