@@ -405,7 +405,8 @@ def test_traffic_check_with_events_lets_sustained_sirens_through_below_a_traffic
 def test_siren_train_emergency_end_to_end_and_a_reuse_that_checks_its_settings(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Class folders of generated sirens and street noise -> CV, int8 export with its card; a second run
-    reuses the saved CV only under the same settings and names the one that differs."""
+    reuses the saved CV, and a third the saved final fit, only under the same settings, and names the one
+    that differs."""
     import json
 
     from detector.model import Classifier
@@ -435,3 +436,19 @@ def test_siren_train_emergency_end_to_end_and_a_reuse_that_checks_its_settings(
     capsys.readouterr()
     assert main([*small, "--copies-per-positive", "3", "--reuse-cv", str(report), "--report", str(again)]) == 2
     assert "plan.copies_per_positive 2 there, 3 here" in capsys.readouterr().err
+
+    # the first run saved its final fit: shipping again from that folder exports the same network
+    reshipped = tmp_path / "reshipped.tflite"
+    assert main([*small, "--ship", "dscnn_s", "--no-random-split-check", "--reuse-cv", str(report),
+                 "--out", str(reshipped), "--report", str(again)]) == 0
+    assert "final fit reused" in capsys.readouterr().out
+    windows = np.stack([generate_siren("wail", 2.0, rng), 0.2 * pink_noise(2 * RATE, rng)]).astype(np.float32)
+    assert Classifier(reshipped).card.recipe == card.recipe
+    assert np.allclose(Classifier(reshipped).predict(windows), Classifier(out).predict(windows), atol=0.02)
+    saved = report / "dscnn_s_final.json"
+    facts = json.loads(saved.read_text())
+    facts["settings"]["fit"]["learning_rate"] = 0.5
+    saved.write_text(json.dumps(facts))
+    assert main([*small, "--ship", "dscnn_s", "--no-random-split-check", "--reuse-cv", str(report),
+                 "--out", str(reshipped), "--report", str(again)]) == 2
+    assert "saved final fit was made with other settings (fit.learning_rate 0.5 there" in capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,16 @@ import numpy as np
 
 from detector import __version__
 from detector.errors import DetectorError
+from detector.features import FeatureRecipe
 from train.export import export_model
-from train.models import architecture_of, count_macs, describe, ensemble_members, members_share_features
+from train.models import (
+    SpecAugment,
+    architecture_of,
+    count_macs,
+    describe,
+    ensemble_members,
+    members_share_features,
+)
 
 TRAINING_DATA = [
     "Emergency Vehicle Siren Sounds (Kaggle vishnu0399), free redistribution per its author",
@@ -80,9 +89,38 @@ def export_windows(real: np.ndarray, augmented: np.ndarray, recipe: Any,
     return _standardise(representative, recipe), _standardise(check, recipe)
 
 
+def final_fit(name: str, arch: Any, real_features: np.ndarray, aug_features: np.ndarray, data: Any,
+              config: Any) -> tuple[keras.Model, FeatureRecipe]:
+    """One member fitted on every window, with its standardisation. The fit is saved in the report folder
+    (`<name>_final.keras` and `.json`), and a run whose `--reuse-cv` folder holds one made under the same
+    settings loads it instead: members fitted in parallel processes are then exported as one ensemble.
+    A saved fit made under other settings stops the run with one line naming the first difference."""
+    from train.pipeline import _first_difference, _train, cv_settings, with_fit_seed
+
+    settings = {**{k: v for k, v in cv_settings(config, name).items() if k != "folds"},
+                "real_windows": len(real_features), "augmented_windows": len(aug_features)}
+    saved = config.reuse_cv / f"{name}_final.json" if config.reuse_cv else None
+    if saved is not None and saved.exists():
+        earlier = json.loads(saved.read_text())
+        if earlier["settings"] != settings:
+            raise DetectorError(f"{config.reuse_cv}: {name}'s saved final fit was made with other settings "
+                                f"({_first_difference(earlier['settings'], settings)})")
+        print(f"[{name}] final fit reused from {config.reuse_cv}", flush=True)
+        model = keras.models.load_model(saved.with_suffix(".keras"), custom_objects={"SpecAugment": SpecAugment})
+        return model, FeatureRecipe.from_dict(earlier["recipe"])
+    print(f"[{name}] final fit on all {len(real_features)} real + {len(aug_features)} augmented windows", flush=True)
+    started = time.perf_counter()
+    model, recipe = _train(arch, real_features, aug_features, data, np.ones(len(real_features), bool),
+                           np.ones(len(aug_features), bool), with_fit_seed(config, name).fit)
+    model.save(config.report_dir / f"{name}_final.keras")
+    facts = {"settings": settings, "recipe": recipe.to_dict(), "fit_seconds": round(time.perf_counter() - started)}
+    (config.report_dir / f"{name}_final.json").write_text(json.dumps(facts, indent=2) + "\n")
+    return model, recipe
+
+
 def ship_model(name: str, data: Any, config: Any, results: dict[str, Any]) -> dict[str, Any]:
     """Fit the shipped model (or each member of an ensemble) on every window, export int8, write its card."""
-    from train.pipeline import LABELS, _train, with_fit_seed
+    from train.pipeline import LABELS
 
     cv = results["models"][name]
     threshold = cv["threshold_choice"]["threshold"]
@@ -93,10 +131,7 @@ def ship_model(name: str, data: Any, config: Any, results: dict[str, Any]) -> di
     models, recipes = [], []
     for member_name, arch in zip(names, members, strict=True):
         real_features, aug_features = data.raw_features(arch.recipe, True)
-        print(f"[{member_name}] final fit on all {len(real_features)} real + {len(aug_features)} augmented windows",
-              flush=True)
-        member, member_recipe = _train(arch, real_features, aug_features, data, np.ones(len(real_features), bool),
-                                       np.ones(len(aug_features), bool), with_fit_seed(config, member_name).fit)
+        member, member_recipe = final_fit(member_name, arch, real_features, aug_features, data, config)
         models.append(member)
         recipes.append(member_recipe)
     model, recipe = one_network(name, models, recipes)
