@@ -452,3 +452,15 @@ def test_siren_train_emergency_end_to_end_and_a_reuse_that_checks_its_settings(
     assert main([*small, "--ship", "dscnn_s", "--no-random-split-check", "--reuse-cv", str(report),
                  "--out", str(reshipped), "--report", str(again)]) == 2
     assert "saved final fit was made with other settings (fit.learning_rate 0.5 there" in capsys.readouterr().err
+
+
+def test_tune_tracker_names_a_missing_scores_file_in_one_line(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from train.tune_tracker import main
+
+    scores = tmp_path / "model_oof.npy"
+    np.save(scores, np.zeros(3, np.float32))
+    missing = tmp_path / "yamnet_oof.npy"
+    assert main(["--data", str(tmp_path / "index.csv"), "--oof", str(scores), "--confirm", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"tune_tracker: error: {missing}: no such file\n"

@@ -93,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--card", type=Path, help="model card to write the chosen settings into")
     parser.add_argument("--confirm", type=Path, help="YAMNet siren scores per real window (.npy): measure the veto")
     args = parser.parse_args(argv)
+    for given in (args.oof, args.confirm, args.card):
+        if given is not None and not given.is_file():
+            print(f"tune_tracker: error: {given}: no such file", file=sys.stderr)
+            return 2
 
     all_clips = [clip for source in args.data for clip in load_dataset(source, args.label_column)]
     real = load_siren_task_windows(all_clips)
