@@ -397,6 +397,8 @@ def test_traffic_check_with_events_lets_sustained_sirens_through_below_a_traffic
     traffic = labels == 0
     windows = recall_above_traffic(scores, labels, clip_ids, np.array(["x"] * 15), traffic)
     assert windows["threshold"] == 0.9 and windows["siren_clips_caught"] == round(1 / 3, 4)
+    spared = recall_above_traffic(scores, labels, clip_ids, np.array(["x"] * 15), traffic, spare=1)
+    assert spared["threshold"] == 0.5 and spared["siren_clips_caught"] == round(2 / 3, 4)  # the spike spared
     events = events_above_traffic(scores, labels, clip_ids, traffic)
     assert events["on_threshold"] == 0.5 and events["instant_threshold"] == 0.9
     assert events["siren_clips_caught"] == round(2 / 3, 4)

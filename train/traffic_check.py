@@ -12,7 +12,11 @@ tracker with the shipped rule's shape (k of n windows at the on-threshold, or on
 threshold at once): the on-threshold is the lowest at which no traffic clip starts an event, and a siren
 clip is caught when it starts one.
 
+One traffic window sets each threshold, so `--spare-windows K` also prints the clips caught with the
+threshold above all but the k highest traffic windows, k = 0..K: how much the measure rests on that one.
+
 Usage: python -m train.traffic_check --data INDEX.csv --oof NAME=PATH.npy ... [--traffic DATASET[/LABEL] ...]
+       [--spare-windows K]
 """
 
 from __future__ import annotations
@@ -41,10 +45,10 @@ def traffic_mask(sources: list[str], traffic: tuple[str, ...]) -> np.ndarray:
 
 
 def recall_above_traffic(scores: np.ndarray, labels: np.ndarray, clip_ids: np.ndarray, datasets: np.ndarray,
-                         traffic: np.ndarray) -> dict[str, Any]:
-    """The threshold just above every traffic window's score, and the siren windows and clips (all, and per
-    dataset) above it."""
-    threshold = float(scores[traffic].max())
+                         traffic: np.ndarray, spare: int = 0) -> dict[str, Any]:
+    """The threshold just above every traffic window's score but the `spare` highest, and the siren windows
+    and clips (all, and per dataset) above it."""
+    threshold = float(np.sort(scores[traffic])[::-1][min(spare, int(traffic.sum()) - 1)])
     positive = labels == 1
     caught = set(np.unique(clip_ids[positive & (scores > threshold)]).tolist())
 
@@ -86,7 +90,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="out-of-fold scores saved by siren-train (<model>_oof.npy, yamnet_oof.npy)")
     parser.add_argument("--traffic", action="append", metavar="DATASET[/LABEL]",
                         help=f"traffic recordings (default: {', '.join(DEFAULT_TRAFFIC)})")
+    parser.add_argument("--spare-windows", type=int, default=0, metavar="K",
+                        help="also the clips caught (1 of 1) above all but the k highest traffic windows, k <= K")
     args = parser.parse_args(argv)
+    if args.spare_windows < 0:
+        print("traffic_check: error: --spare-windows must be at least 0", file=sys.stderr)
+        return 2
 
     clips = load_dataset(args.data, "binary_label")
     sources = [f"{clip.dataset}/{clip.label}" for clip in load_dataset(args.data, "label")]
@@ -101,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
           f"| model | threshold | siren windows above | siren clips caught | {' | '.join(siren_sets)} | "
           f"events: on-threshold ({ONSET[0]} of {ONSET[1]}) | events: siren clips caught |\n"
           f"| --- | ---: | ---: | ---: |{' ---: |' * len(siren_sets)} ---: | ---: |")
+    spared: dict[str, list[float]] = {}
     for name, path in (item.split("=", 1) for item in args.oof):
         scores = np.load(path)
         if len(scores) != len(real.labels):
@@ -113,6 +123,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | {row['threshold']:.4f} | {row['siren_windows_above']:.1%} | "
               f"{row['siren_clips_caught']:.1%} | {per_set} | {events['on_threshold']:.4f} | "
               f"{events['siren_clips_caught']:.1%} |", flush=True)
+        spared[name] = [recall_above_traffic(scores, real.labels, real.clip_ids, real.datasets, traffic,
+                                             k)["siren_clips_caught"] for k in range(args.spare_windows + 1)]
+    if args.spare_windows:
+        print(f"\nsiren clips caught (1 of 1) above all but the k highest traffic windows\n"
+              f"| model | {' | '.join(f'k = {k}' for k in range(args.spare_windows + 1))} |\n"
+              f"| --- |{' ---: |' * (args.spare_windows + 1)}")
+        for name, caught in spared.items():
+            print(f"| {name} | {' | '.join(f'{share:.1%}' for share in caught)} |")
     return 0
 
 
