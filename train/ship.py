@@ -100,7 +100,7 @@ def final_fit(name: str, arch: Any, real_features: np.ndarray, aug_features: np.
     settings = {**{k: v for k, v in cv_settings(config, name).items() if k != "folds"},
                 "real_windows": len(real_features), "augmented_windows": len(aug_features)}
     saved = config.reuse_cv / f"{name}_final.json" if config.reuse_cv else None
-    if saved is not None and saved.exists():
+    if saved is not None and saved.exists() and saved.with_suffix(".keras").exists():
         earlier = json.loads(saved.read_text())
         if earlier["settings"] != settings:
             raise DetectorError(f"{config.reuse_cv}: {name}'s saved final fit was made with other settings "
