@@ -204,6 +204,14 @@ def cv_settings(config: PipelineConfig, name: str) -> dict[str, Any]:
     return {"folds": config.folds, "fit": fit, "plan": dataclasses.asdict(config.plan)}
 
 
+def refuse_other_settings(earlier: dict[str, Any], now: dict[str, Any], saved: str) -> None:
+    """Stop a reuse of `saved` (a CV or a fit) made under settings other than this run's, naming the first."""
+    from detector.errors import DetectorError
+
+    if earlier != now:
+        raise DetectorError(f"{saved} was made with other settings ({_first_difference(earlier, now)})")
+
+
 def _first_difference(earlier: dict[str, Any], now: dict[str, Any], where: str = "") -> str:
     """The first setting (dotted path) whose value differs between two unequal settings records."""
     for key in sorted(set(earlier) | set(now)):
@@ -241,9 +249,8 @@ def reused_cross_validation(folder: Path, name: str, config: PipelineConfig, n_w
     if len(scores) != n_windows or earlier["epochs"] != epochs:
         raise DetectorError(f"{folder}: {name}'s saved CV has {len(scores)} windows and {earlier['epochs']} "
                             f"epochs, this run {n_windows} and {epochs}")
-    if "cv_settings" in earlier and earlier["cv_settings"] != now:
-        raise DetectorError(f"{folder}: {name}'s saved CV was run with other settings "
-                            f"({_first_difference(earlier['cv_settings'], now)})")
+    if "cv_settings" in earlier:
+        refuse_other_settings(earlier["cv_settings"], now, f"{folder}: {name}'s saved CV")
     keys = ("name", "description", "tutorial", "parameters", "macs_per_window", "trained_on", "epochs", "cv_seconds",
             "cv_settings")
     report["architecture"] = {**{k: earlier[k] for k in keys if k in earlier}, "cv_reused_from": str(folder)}

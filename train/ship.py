@@ -95,16 +95,14 @@ def final_fit(name: str, arch: Any, real_features: np.ndarray, aug_features: np.
     (`<name>_final.keras` and `.json`), and a run whose `--reuse-cv` folder holds one made under the same
     settings loads it instead: members fitted in parallel processes are then exported as one ensemble.
     A saved fit made under other settings stops the run with one line naming the first difference."""
-    from train.pipeline import _first_difference, _train, cv_settings, with_fit_seed
+    from train.pipeline import _train, cv_settings, refuse_other_settings, with_fit_seed
 
     settings = {**{k: v for k, v in cv_settings(config, name).items() if k != "folds"},
                 "real_windows": len(real_features), "augmented_windows": len(aug_features)}
     saved = config.reuse_cv / f"{name}_final.json" if config.reuse_cv else None
     if saved is not None and saved.exists() and saved.with_suffix(".keras").exists():
         earlier = json.loads(saved.read_text())
-        if earlier["settings"] != settings:
-            raise DetectorError(f"{config.reuse_cv}: {name}'s saved final fit was made with other settings "
-                                f"({_first_difference(earlier['settings'], settings)})")
+        refuse_other_settings(earlier["settings"], settings, f"{config.reuse_cv}: {name}'s saved final fit")
         print(f"[{name}] final fit reused from {config.reuse_cv}", flush=True)
         model = keras.models.load_model(saved.with_suffix(".keras"), custom_objects={"SpecAugment": SpecAugment})
         return model, FeatureRecipe.from_dict(earlier["recipe"])

@@ -123,9 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | {row['threshold']:.4f} | {row['siren_windows_above']:.1%} | "
               f"{row['siren_clips_caught']:.1%} | {per_set} | {events['on_threshold']:.4f} | "
               f"{events['siren_clips_caught']:.1%} |", flush=True)
-        spared[name] = [recall_above_traffic(scores, real.labels, real.clip_ids, real.datasets, traffic,
-                                             k)["siren_clips_caught"] for k in range(args.spare_windows + 1)]
-    if args.spare_windows:
+        if args.spare_windows:  # k = 0 is the row just printed
+            above = (recall_above_traffic(scores, real.labels, real.clip_ids, real.datasets, traffic, k)
+                     for k in range(1, args.spare_windows + 1))
+            spared[name] = [row["siren_clips_caught"], *(more["siren_clips_caught"] for more in above)]
+    if spared:
         print(f"\nsiren clips caught (1 of 1) above all but the k highest traffic windows\n"
               f"| model | {' | '.join(f'k = {k}' for k in range(args.spare_windows + 1))} |\n"
               f"| --- |{' ---: |' * (args.spare_windows + 1)}")
