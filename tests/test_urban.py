@@ -236,7 +236,9 @@ def test_teacher_is_cross_fitted_so_a_mislabelled_recording_gets_an_honest_guess
     assert in_sample[np.arange(15), y[mislabelled]].mean() > probs[mislabelled, y[mislabelled]].mean()
 
 
-def test_siren_train_urban_end_to_end(tmp_path: Path) -> None:
+def test_siren_train_urban_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """CV, the shipped average of two seeds with its card, a CV reused, and the final fits reused only
+    under the same settings."""
     from train.cli import main
 
     build_tree(tmp_path / "us8k")
@@ -277,6 +279,25 @@ def test_siren_train_urban_end_to_end(tmp_path: Path) -> None:
     assert again["cv_reused_from"] == str(report)
     assert again["slice_accuracy_mean"] == results["models"]["dscnn_s"]["slice_accuracy_mean"]
 
+    # each member's final fit was saved: shipping again from that folder exports the same average
+    reshipped = tmp_path / "reshipped.tflite"
+    shipping_again = ["--task", "urban", "--data", str(tmp_path / "us8k"), "--data", str(index), "--models",
+                      "dscnn_s,mfcc_dense", "--ship", "dscnn_s", "--ship-seeds", "2", "--epochs", "2",
+                      "--tutorial-epochs", "1", "--reuse-cv", str(report), "--out", str(reshipped),
+                      "--report", str(tmp_path / "again")]
+    capsys.readouterr()
+    assert main(shipping_again) == 0
+    assert capsys.readouterr().out.count("final fit reused") == 2
+    windows = np.stack([class_audio(label, 2.0, np.random.default_rng(1)) for label in ("siren", "dog_bark")])
+    assert np.allclose(Classifier(reshipped).predict(windows), classifier.predict(windows), atol=0.02)
+    saved = report / "dscnn_s@1_final.json"
+    facts = json.loads(saved.read_text())
+    facts["settings"]["augment_copies"] = 3
+    saved.write_text(json.dumps(facts))
+    assert main(shipping_again) == 2
+    assert "dscnn_s@1's saved final fit was made with other settings (augment_copies 3 there" in (
+        capsys.readouterr().err)
+
 
 def test_transfer_windows_or_mimicry_without_a_teacher_or_a_negative_power_is_one_clear_error(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -314,6 +335,20 @@ def test_embedder_gives_one_embedding_per_window_that_tells_sounds_apart() -> No
     assert np.linalg.norm(a - b) > 0.1 * np.linalg.norm(a)
     scores, _ = embedder.window_outputs(wail)
     np.testing.assert_array_equal(scores, YamnetTagger(YAMNET).window_scores(wail))  # one pass gives both
+
+
+def test_teacher_only_skips_the_no_teacher_fits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from train.cli import main
+    from train.urban import variants_for
+
+    config = UrbanConfig(clips=(), report_dir=tmp_path, architectures=("dscnn_s", "mfcc_dense"),
+                         yamnet_path=tmp_path / "yamnet.tflite", teacher_weight=1.0)
+    assert [v.name for v in variants_for(config)] == ["dscnn_s", "dscnn_s+teacher", "mfcc_dense"]
+    teacher_only = dataclasses.replace(config, without_teacher_baseline=False)
+    assert [v.name for v in variants_for(teacher_only)] == ["dscnn_s+teacher", "mfcc_dense"]
+    assert main(["--task", "urban", "--data", str(tmp_path), "--teacher-only"]) == 2
+    assert capsys.readouterr().err.strip() == ("siren-train: error: --teacher-only needs --yamnet PATH and "
+                                               "--teacher-weight > 0")
 
 
 def test_saved_urban_cv_is_reused_only_with_the_same_seed_teacher_and_augmentation(tmp_path: Path) -> None:

@@ -87,7 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--reuse-cv", type=Path,
                         help="report folder of an earlier run with the same settings: reuse the out-of-fold "
                              "scores it saved (threshold, report, card) instead of cross-validating those "
-                             "models again; the others are cross-validated")
+                             "models again; the others are cross-validated; a final fit it saved under the "
+                             "same settings (<member>_final.keras/.json) is reused too")
+    parser.add_argument("--teacher-only", action="store_true",
+                        help="urban with --yamnet: cross-validate the project's networks with the teacher only, "
+                             "not also without it (saves a whole CV per network; the shipped variant is then "
+                             "the teacher's)")
     parser.add_argument("--no-random-split-check", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     return parser
@@ -173,6 +178,9 @@ def _urban(args: argparse.Namespace, names: tuple[str, ...]) -> int:
     if args.teacher_yamnet_weight < 0:
         print("siren-train: error: --teacher-yamnet-weight must be >= 0", file=sys.stderr)
         return 2
+    if args.teacher_only and not (args.yamnet and args.teacher_weight > 0):
+        print("siren-train: error: --teacher-only needs --yamnet PATH and --teacher-weight > 0", file=sys.stderr)
+        return 2
     if args.mimic_weight < 0 or (args.mimic_weight and not (args.yamnet and args.teacher_weight > 0)):
         print("siren-train: error: --mimic-weight needs --yamnet PATH and --teacher-weight > 0 (and W >= 0)",
               file=sys.stderr)
@@ -189,6 +197,7 @@ def _urban(args: argparse.Namespace, names: tuple[str, ...]) -> int:
             teacher_yamnet_weight=args.teacher_yamnet_weight, transfer_per_recording=args.transfer_windows,
             mimic_weight=args.mimic_weight, yamnet_path=args.yamnet,
             reuse_cv=args.reuse_cv, seed=args.seed, ship_seeds=args.ship_seeds,
+            without_teacher_baseline=not args.teacher_only,
             **({} if args.representative_windows is None else {"representative_windows": args.representative_windows})))
     except DetectorError as error:
         print(f"siren-train: error: {error}", file=sys.stderr)

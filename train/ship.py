@@ -89,30 +89,46 @@ def export_windows(real: np.ndarray, augmented: np.ndarray, recipe: Any,
     return _standardise(representative, recipe), _standardise(check, recipe)
 
 
+def reused_fit(reuse_dir: Path | None, name: str, settings: dict[str, Any]) -> tuple[keras.Model, FeatureRecipe] | None:
+    """A final fit saved by `save_fit` in `reuse_dir` under these settings, or None where there is none.
+    One saved under other settings stops the run with one line naming the first difference."""
+    from train.pipeline import refuse_other_settings
+
+    saved = reuse_dir / f"{name}_final.json" if reuse_dir else None
+    if saved is None or not saved.exists() or not saved.with_suffix(".keras").exists():
+        return None
+    earlier = json.loads(saved.read_text())
+    refuse_other_settings(earlier["settings"], settings, f"{reuse_dir}: {name}'s saved final fit")
+    print(f"[{name}] final fit reused from {reuse_dir}", flush=True)
+    model = keras.models.load_model(saved.with_suffix(".keras"), custom_objects={"SpecAugment": SpecAugment})
+    return model, FeatureRecipe.from_dict(earlier["recipe"])
+
+
+def save_fit(report_dir: Path, name: str, model: keras.Model, recipe: FeatureRecipe, settings: dict[str, Any],
+             fit_seconds: float) -> None:
+    """`<name>_final.keras` and `.json` (settings, standardisation, time) in the report folder: what
+    `reused_fit` loads, so members fitted in parallel processes are exported as one ensemble."""
+    model.save(report_dir / f"{name}_final.keras")
+    facts = {"settings": settings, "recipe": recipe.to_dict(), "fit_seconds": round(fit_seconds)}
+    (report_dir / f"{name}_final.json").write_text(json.dumps(facts, indent=2) + "\n")
+
+
 def final_fit(name: str, arch: Any, real_features: np.ndarray, aug_features: np.ndarray, data: Any,
               config: Any) -> tuple[keras.Model, FeatureRecipe]:
-    """One member fitted on every window, with its standardisation. The fit is saved in the report folder
-    (`<name>_final.keras` and `.json`), and a run whose `--reuse-cv` folder holds one made under the same
-    settings loads it instead: members fitted in parallel processes are then exported as one ensemble.
-    A saved fit made under other settings stops the run with one line naming the first difference."""
-    from train.pipeline import _train, cv_settings, refuse_other_settings, with_fit_seed
+    """One member fitted on every window, with its standardisation, saved in the report folder; a run whose
+    `--reuse-cv` folder holds one made under the same settings loads it instead (`reused_fit`)."""
+    from train.pipeline import _train, cv_settings, with_fit_seed
 
     settings = {**{k: v for k, v in cv_settings(config, name).items() if k != "folds"},
                 "real_windows": len(real_features), "augmented_windows": len(aug_features)}
-    saved = config.reuse_cv / f"{name}_final.json" if config.reuse_cv else None
-    if saved is not None and saved.exists() and saved.with_suffix(".keras").exists():
-        earlier = json.loads(saved.read_text())
-        refuse_other_settings(earlier["settings"], settings, f"{config.reuse_cv}: {name}'s saved final fit")
-        print(f"[{name}] final fit reused from {config.reuse_cv}", flush=True)
-        model = keras.models.load_model(saved.with_suffix(".keras"), custom_objects={"SpecAugment": SpecAugment})
-        return model, FeatureRecipe.from_dict(earlier["recipe"])
+    reused = reused_fit(config.reuse_cv, name, settings)
+    if reused is not None:
+        return reused
     print(f"[{name}] final fit on all {len(real_features)} real + {len(aug_features)} augmented windows", flush=True)
     started = time.perf_counter()
     model, recipe = _train(arch, real_features, aug_features, data, np.ones(len(real_features), bool),
                            np.ones(len(aug_features), bool), with_fit_seed(config, name).fit)
-    model.save(config.report_dir / f"{name}_final.keras")
-    facts = {"settings": settings, "recipe": recipe.to_dict(), "fit_seconds": round(time.perf_counter() - started)}
-    (config.report_dir / f"{name}_final.json").write_text(json.dumps(facts, indent=2) + "\n")
+    save_fit(config.report_dir, name, model, recipe, settings, time.perf_counter() - started)
     return model, recipe
 
 

@@ -162,6 +162,7 @@ class UrbanConfig:
     reuse_cv: Path | None = None
     representative_windows: int = 4000  # 2000 left the shipped two-fit average below the 98 % int8 check
     seed: int = 0
+    without_teacher_baseline: bool = True  # with a teacher: also cross-validate each network without it
     ship_seeds: int = 1  # the shipped model averages this many fits of the chosen variant (fit seeds seed, seed+1, ..)
 
 
@@ -536,8 +537,10 @@ def variants_for(config: UrbanConfig) -> list[Variant]:
         if arch.tutorial:
             out.append(Variant(name, arch, False, 0.0, config.tutorial_epochs, fit_seed=config.fit.seed))
         else:
-            out.append(Variant(name, arch, True, 0.0, config.fit.epochs, fit_seed=config.fit.seed))
-            if config.yamnet_path and config.teacher_weight > 0:
+            taught = bool(config.yamnet_path) and config.teacher_weight > 0
+            if config.without_teacher_baseline or not taught:
+                out.append(Variant(name, arch, True, 0.0, config.fit.epochs, fit_seed=config.fit.seed))
+            if taught:
                 out.append(Variant(f"{name}+teacher", arch, True, config.teacher_weight, config.fit.epochs,
                                    config.transfer_per_recording, config.mimic_weight, config.fit.seed,
                                    config.teacher_yamnet_weight))
@@ -592,10 +595,11 @@ def run_urban(config: UrbanConfig) -> dict[str, Any]:
     if config.out_model is not None:
         candidates = [n for n in (config.ship, f"{config.ship}+teacher") if n in results["models"]]
         chosen = max(candidates, key=lambda n: results["models"][n]["slice_accuracy_mean"])
-        results["chosen"] = {"variant": chosen, "rule": "the higher mean slice accuracy of "
-                             f"{' and '.join(candidates)} (with and without YAMNet as teacher, one fit seed each)"
-                             + (f"; shipped as the mean of {config.ship_seeds} fits of it, each cross-validated"
-                                if config.ship_seeds > 1 else "")}
+        rule = (f"the higher mean slice accuracy of {' and '.join(candidates)} (with and without YAMNet as "
+                "teacher, one fit seed each)" if len(candidates) > 1 else "the only variant cross-validated")
+        if config.ship_seeds > 1:
+            rule += f"; shipped as the mean of {config.ship_seeds} fits of it, each cross-validated"
+        results["chosen"] = {"variant": chosen, "rule": rule}
         variant = next(v for v in variants_for(config) if v.name == chosen)
         key = (raw_recipe(variant.arch.recipe), True)
         feats = feature_cache[key] if key in feature_cache else _features(data, variant.arch.recipe, True)
@@ -678,6 +682,26 @@ def card_evaluation(results: dict[str, Any], name: str) -> dict[str, Any]:
     }
 
 
+def final_fit(member: Variant, data: UrbanData, feats: tuple[np.ndarray, np.ndarray, np.ndarray],
+              config: UrbanConfig) -> tuple[Any, Any]:
+    """One member fitted on every real window (all folds, extras), its augmentations and unlabelled windows,
+    saved in the report folder; a `--reuse-cv` folder holding one made under the same settings supplies it
+    instead, so the members of the shipped average can be fitted in parallel processes."""
+    from train.ship import reused_fit, save_fit
+
+    real_feats, aug_feats, transfer_feats = feats
+    settings = {**_oof_meta(member, config), "real_windows": len(real_feats), "augmented_windows": len(aug_feats),
+                "unlabelled_windows": len(transfer_feats) if member.transfer_per_recording else 0}
+    reused = reused_fit(config.reuse_cv, member.name, settings)
+    if reused is not None:
+        return reused
+    print(f"[{member.name}] final fit on every window", flush=True)
+    started = time.perf_counter()
+    model, recipe = train_variant(member, data, feats, np.ones(len(real_feats), bool), config)
+    save_fit(config.report_dir, member.name, model, recipe, settings, time.perf_counter() - started)
+    return model, recipe
+
+
 def ship_urban(members: Sequence[Variant], name: str, data: UrbanData, config: UrbanConfig, results: dict[str, Any],
                oof: np.ndarray, feats: tuple[np.ndarray, np.ndarray, np.ndarray]) -> dict[str, Any]:
     """Fit each member (one variant, one fit seed each) on every real window (all folds, extras) and its
@@ -692,8 +716,7 @@ def ship_urban(members: Sequence[Variant], name: str, data: UrbanData, config: U
     real_feats, aug_feats, transfer_feats = feats
     models, recipes = [], []
     for member in members:
-        print(f"[{member.name}] final fit on every window", flush=True)
-        fitted, member_recipe = train_variant(member, data, feats, np.ones(len(real_feats), bool), config)
+        fitted, member_recipe = final_fit(member, data, feats, config)
         models.append(fitted)
         recipes.append(member_recipe)
     model, recipe = one_network(name, models, recipes)
@@ -742,9 +765,6 @@ def ship_urban(members: Sequence[Variant], name: str, data: UrbanData, config: U
         },
     }
     assert config.out_model is not None
-    fitted_path = config.report_dir / f"{name}_final.keras"
-    model.save(fitted_path)  # the fits outlive an export that fails its check
-    print(f"[{name}] fitted model saved to {fitted_path}", flush=True)
     written = export_model(model, representative, check, 0, choice["threshold"], card, config.out_model,
                            decision="argmax")
     print(f"wrote {config.out_model} ({written['tflite_bytes']} bytes), top-label agreement "
