@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from detector.errors import DetectorError
 from detector.model import Classifier
 from detector.yamnet import URBAN_CLASSES
 from tests.yamnet_file import YAMNET, needs_yamnet
@@ -352,7 +353,8 @@ def test_teacher_only_skips_the_no_teacher_fits(tmp_path: Path, capsys: pytest.C
 
 
 def test_saved_urban_cv_is_reused_only_with_the_same_seed_teacher_and_augmentation(tmp_path: Path) -> None:
-    """A saved CV stands in for a new one only when nothing that shaped it changed."""
+    """A saved CV stands in for a new one only when nothing that shaped it changed; one that differs stops
+    the run naming the difference, rather than spending an hour on a CV nobody asked for."""
     from train.models import ARCHITECTURES
     from train.urban import Variant, _oof_meta, _reused
 
@@ -364,7 +366,16 @@ def test_saved_urban_cv_is_reused_only_with_the_same_seed_teacher_and_augmentati
     assert np.array_equal(_reused(config, saved, 6), scores)
     changed = [dataclasses.replace(saved, teacher_weight=0.5), dataclasses.replace(saved, fit_seed=1),
                dataclasses.replace(saved, epochs=8), dataclasses.replace(saved, teacher_yamnet_weight=0.5)]
-    assert all(_reused(config, variant, 6) is None for variant in changed)
-    assert _reused(dataclasses.replace(config, augment_copies=2), saved, 6) is None
-    assert _reused(dataclasses.replace(config, seed=1), saved, 6) is None  # another augmentation draw
-    assert _reused(config, saved, 7) is None  # other windows
+    differences = ["teacher_weight 1.0 there, 0.5 here", "fit_seed 0 there, 1 here", "epochs 12 there, 8 here",
+                   "teacher_yamnet_weight None there, 0.5 here"]
+    for variant, difference in zip(changed, differences, strict=True):
+        with pytest.raises(DetectorError, match=f"dscnn_s\\+teacher's saved CV was made with other settings "
+                                                f"\\({difference}\\)"):
+            _reused(config, variant, 6)
+    with pytest.raises(DetectorError, match="augment_copies 1 there, 2 here"):
+        _reused(dataclasses.replace(config, augment_copies=2), saved, 6)
+    with pytest.raises(DetectorError, match="augment_seed 0 there, 1 here"):  # another augmentation draw
+        _reused(dataclasses.replace(config, seed=1), saved, 6)
+    with pytest.raises(DetectorError, match="windows 6 there, 7 here"):
+        _reused(config, saved, 7)
+    assert _reused(config, dataclasses.replace(saved, name="dscnn_m+teacher"), 6) is None  # none saved: CV runs

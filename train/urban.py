@@ -32,7 +32,7 @@ from train.datasets import Clip, DatasetError
 from train.examples import SILENT_POSITIVE_DBFS, Examples, features_of, load_real_windows, rms_dbfs
 from train.fit import FitSettings, fit_model, predict, standardised_recipe
 from train.models import ARCHITECTURES, Architecture, count_macs
-from train.pipeline import _standardise, raw_recipe, write_report
+from train.pipeline import _standardise, raw_recipe, refuse_other_settings, write_report
 from train.tune_tracker import replay
 from train.yamnet_teacher import (
     MIMIC_COMPONENTS,
@@ -504,17 +504,18 @@ def plot_confusion(confusion: Sequence[Sequence[int]], title: str, path: Path) -
 
 
 def _reused(config: UrbanConfig, variant: Variant, n_windows: int) -> np.ndarray | None:
+    """The variant's out-of-fold scores saved in the `--reuse-cv` folder, or None where it holds none.
+    Scores saved under other settings or of other windows stop the run, naming the first difference."""
     if config.reuse_cv is None:
         return None
     path = config.reuse_cv / f"{variant.name}_oof.npy"
     meta = config.reuse_cv / f"{variant.name}_oof.json"
     if not path.exists() or not meta.exists():
         return None
-    earlier = json.loads(meta.read_text())
     scores = np.load(path)
-    if len(scores) != n_windows or earlier != _oof_meta(variant, config):
-        print(f"[{variant.name}] saved CV in {config.reuse_cv} does not match this run; cross-validating", flush=True)
-        return None
+    refuse_other_settings({**json.loads(meta.read_text()), "windows": len(scores)},
+                          {**_oof_meta(variant, config), "windows": n_windows},
+                          f"{config.reuse_cv}: {variant.name}'s saved CV")
     print(f"[{variant.name}] reusing out-of-fold scores from {config.reuse_cv}", flush=True)
     return scores
 
