@@ -374,7 +374,10 @@ def train_variant(variant: Variant, data: UrbanData, feats: tuple[np.ndarray, np
                                    seed=variant.fit_seed)
     print(f"[{variant.name}] {int(real_mask.sum())} real + {int(aug_mask.sum())} augmented + "
           f"{int(transfer_mask.sum())} unlabelled training windows, {variant.epochs} epochs", flush=True)
-    model = fit_model(variant.arch, _standardise(features, recipe), labels, len(URBAN_LABELS), settings,
+    if recipe.standardise == "global":  # in place: the concatenation is this fit's own, and its largest array
+        features -= recipe.mean
+        features /= recipe.std
+    model = fit_model(variant.arch, features, labels, len(URBAN_LABELS), settings,
                       targets=targets, embedding_targets=mimicked)
     return model, recipe
 
