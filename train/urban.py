@@ -572,11 +572,17 @@ def run_urban(config: UrbanConfig) -> dict[str, Any]:
     }
     oof_of: dict[str, np.ndarray] = {}
     feature_cache: dict[Any, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    ship_key = (raw_recipe(ARCHITECTURES[config.ship].recipe), True)  # kept for the final fits
+    augmented_recipes = {raw_recipe(v.arch.recipe) for v in variants_for(config) if v.augmented}
     for variant in variants_for(config):
         key = (raw_recipe(variant.arch.recipe), variant.augmented)
         if key not in feature_cache:
-            feature_cache.clear()
+            for other in [k for k in feature_cache if k != ship_key]:
+                del feature_cache[other]
             feature_cache[key] = _features(data, variant.arch.recipe, variant.augmented)
+            if variant.augmented and augmented_recipes == {key[0]}:  # the raw audio is needed no more
+                data.augmented = dataclasses.replace(
+                    data.augmented, windows=np.empty((len(data.augmented), 0), np.float32))
         oof_of[variant.name] = _evaluate(variant, data, config, feature_cache[key], results)
     if data.yamnet is not None:
         results["models"]["yamnet"] = {
@@ -605,8 +611,7 @@ def run_urban(config: UrbanConfig) -> dict[str, Any]:
             rule += f"; shipped as the mean of {config.ship_seeds} fits of it, each cross-validated"
         results["chosen"] = {"variant": chosen, "rule": rule}
         variant = next(v for v in variants_for(config) if v.name == chosen)
-        key = (raw_recipe(variant.arch.recipe), True)
-        feats = feature_cache[key] if key in feature_cache else _features(data, variant.arch.recipe, True)
+        feats = feature_cache[ship_key]
         members = [variant, *(dataclasses.replace(variant, name=f"{chosen}@{seed}", fit_seed=seed)
                               for seed in range(variant.fit_seed + 1, variant.fit_seed + config.ship_seeds))]
         for member in members[1:]:
