@@ -24,7 +24,10 @@ class Notifier:
         if self._address is None:
             return
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock, contextlib.suppress(OSError):
-            sock.sendto(text.encode(), self._address)  # OSError: systemd gone (shutdown), nothing to tell
+            # never block the worker loop: a full queue (10 datagrams by default) drops this one;
+            # OSError also covers systemd gone (shutdown), nothing to tell
+            sock.setblocking(False)
+            sock.sendto(text.encode(), self._address)
 
     def ready(self) -> None:
         self._send("READY=1")

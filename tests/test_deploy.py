@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -58,29 +60,61 @@ def test_install_script_parses() -> None:
 
 
 def test_daemon_tells_systemd_ready_and_pings_the_watchdog(tmp_path: Path) -> None:
+    """Read as systemd does, while the daemon runs: the socket queues only 10 datagrams."""
     import os
     import socket
+    import threading
 
     import yaml
 
     address = str(tmp_path / "notify")
+    received: list[str] = []
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
         notify.bind(address)
         notify.settimeout(0.5)
+        done = threading.Event()
+
+        def listen() -> None:
+            while not done.is_set():
+                with contextlib.suppress(TimeoutError):
+                    received.append(notify.recv(1024).decode())
+
+        listener = threading.Thread(target=listen)
+        listener.start()
         config = tmp_path / "config.yaml"
         config.write_text(yaml.safe_dump({"audio": {"source": "synthetic", "realtime": True,
                                                     "synthetic": {"duration_s": 5}},
                                           "mqtt": {"enabled": False}}))
         env = {**os.environ, "NOTIFY_SOCKET": address, "WATCHDOG_USEC": "1000000"}
-        run = subprocess.run([sys.executable, "-m", "detector.cli", "run", "--config", str(config)], env=env,
-                             capture_output=True, text=True, timeout=60)
+        try:
+            run = subprocess.run([sys.executable, "-m", "detector.cli", "run", "--config", str(config)], env=env,
+                                 capture_output=True, text=True, timeout=60)
+        finally:
+            time.sleep(0.6)  # the last datagram is read
+            done.set()
+            listener.join()
         assert run.returncode == 0, run.stderr
-        received = []
-        while True:
-            try:
-                received.append(notify.recv(1024).decode())
-            except TimeoutError:
-                break
     assert received[0] == "READY=1"
     assert received.count("WATCHDOG=1") >= 2  # due every 0.5 s over 5 s of real-time audio; a loaded CI box is slow
     assert received[-1] == "STOPPING=1"
+
+
+def test_a_systemd_that_does_not_read_never_blocks_the_daemon(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """More notifications than the socket queues (10): the extra ones are dropped, none waits."""
+    import socket
+    import threading
+
+    from detector.systemd import Notifier
+
+    address = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(address)
+        monkeypatch.setenv("NOTIFY_SOCKET", address)
+        notifier = Notifier()
+        sender = threading.Thread(target=lambda: [notifier.watchdog() for _ in range(50)], daemon=True)
+        sender.start()
+        sender.join(timeout=5)
+        assert not sender.is_alive()
+        notify.settimeout(0.1)
+        assert notify.recv(1024) == b"WATCHDOG=1"  # the queued ones arrive
