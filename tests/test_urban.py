@@ -300,6 +300,34 @@ def test_siren_train_urban_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixt
         capsys.readouterr().err)
 
 
+def test_members_fitted_in_separate_runs_are_exported_together(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """`--member K` runs (one a core) save one fit each; a run reusing them all fits nothing again."""
+    import shutil
+
+    from train.cli import main
+
+    build_tree(tmp_path / "us8k")
+    data = ["--task", "urban", "--data", str(tmp_path / "us8k"), "--models", "dscnn_s", "--ship", "dscnn_s",
+            "--ship-seeds", "2", "--epochs", "1"]
+    for k in (0, 1):
+        assert main([*data, "--member", str(k), "--report", str(tmp_path / f"member{k}")]) == 0
+    assert not (tmp_path / "models").exists()  # a member run exports nothing
+    both = tmp_path / "both"
+    both.mkdir()
+    for path in [*(tmp_path / "member0").glob("dscnn_s_*"), *(tmp_path / "member1").glob("dscnn_s@1_*")]:
+        shutil.copy(path, both)
+    assert not list((tmp_path / "member0").glob("dscnn_s@1_*"))  # each run fitted only its own member
+    capsys.readouterr()
+    out = tmp_path / "urban.tflite"
+    assert main([*data, "--reuse-cv", str(both), "--out", str(out), "--report", str(tmp_path / "report")]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("reusing out-of-fold scores") == 2 and printed.count("final fit reused") == 2
+    assert Classifier(out).card.raw["training"]["fit_seeds"] == [0, 1]
+    assert main([*data, "--member", "2", "--report", str(tmp_path / "member2")]) == 2
+    assert capsys.readouterr().err.strip() == "siren-train: error: --member must be 0..1 (--ship-seeds 2)"
+
+
 def test_transfer_windows_or_mimicry_without_a_teacher_or_a_negative_power_is_one_clear_error(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from train.cli import main
@@ -350,6 +378,10 @@ def test_teacher_only_skips_the_no_teacher_fits(tmp_path: Path, capsys: pytest.C
     assert main(["--task", "urban", "--data", str(tmp_path), "--teacher-only"]) == 2
     assert capsys.readouterr().err.strip() == ("siren-train: error: --teacher-only needs --yamnet PATH and "
                                                "--teacher-weight > 0")
+    assert main(["--task", "urban", "--data", str(tmp_path), "--yamnet", str(tmp_path / "yamnet.tflite"),
+                 "--teacher-weight", "1", "--ship-seeds", "2", "--member", "1"]) == 2
+    assert capsys.readouterr().err.strip() == ("siren-train: error: --member with a teacher needs --teacher-only "
+                                               "(one variant to fit)")
 
 
 def test_saved_urban_cv_is_reused_only_with_the_same_seed_teacher_and_augmentation(tmp_path: Path) -> None:

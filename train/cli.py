@@ -89,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "scores it saved (threshold, report, card) instead of cross-validating those "
                              "models again; the others are cross-validated; a final fit it saved under the "
                              "same settings (<member>_final.keras/.json) is reused too")
+    parser.add_argument("--member", type=int, metavar="K",
+                        help="urban: cross-validate and fit only member K (0-based) of the --ship-seeds average, "
+                             "both saved in --report for a later run's --reuse-cv; exports nothing (one process "
+                             "a core fits a pair in parallel); with a teacher it needs --teacher-only")
     parser.add_argument("--teacher-only", action="store_true",
                         help="urban with --yamnet: cross-validate the project's networks with the teacher only, "
                              "not also without it (saves a whole CV per network; the shipped variant is then "
@@ -181,6 +185,14 @@ def _urban(args: argparse.Namespace, names: tuple[str, ...]) -> int:
     if args.teacher_only and not (args.yamnet and args.teacher_weight > 0):
         print("siren-train: error: --teacher-only needs --yamnet PATH and --teacher-weight > 0", file=sys.stderr)
         return 2
+    if args.member is not None and args.yamnet and args.teacher_weight > 0 and not args.teacher_only:
+        print("siren-train: error: --member with a teacher needs --teacher-only (one variant to fit)",
+              file=sys.stderr)
+        return 2
+    if args.member is not None and not 0 <= args.member < args.ship_seeds:
+        print(f"siren-train: error: --member must be 0..{args.ship_seeds - 1} (--ship-seeds {args.ship_seeds})",
+              file=sys.stderr)
+        return 2
     if args.mimic_weight < 0 or (args.mimic_weight and not (args.yamnet and args.teacher_weight > 0)):
         print("siren-train: error: --mimic-weight needs --yamnet PATH and --teacher-weight > 0 (and W >= 0)",
               file=sys.stderr)
@@ -197,7 +209,7 @@ def _urban(args: argparse.Namespace, names: tuple[str, ...]) -> int:
             teacher_yamnet_weight=args.teacher_yamnet_weight, transfer_per_recording=args.transfer_windows,
             mimic_weight=args.mimic_weight, yamnet_path=args.yamnet,
             reuse_cv=args.reuse_cv, seed=args.seed, ship_seeds=args.ship_seeds,
-            without_teacher_baseline=not args.teacher_only,
+            without_teacher_baseline=not args.teacher_only, member=args.member,
             **({} if args.representative_windows is None else {"representative_windows": args.representative_windows})))
     except DetectorError as error:
         print(f"siren-train: error: {error}", file=sys.stderr)

@@ -23,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from detector import __version__
+from detector.errors import DetectorError
 from detector.tracker import TrackerSettings
 from detector.windows import WindowSpec
 from detector.yamnet import URBAN_CLASSES
@@ -163,6 +164,7 @@ class UrbanConfig:
     representative_windows: int = 4000  # 2000 left the shipped two-fit average below the 98 % int8 check
     seed: int = 0
     without_teacher_baseline: bool = True  # with a teacher: also cross-validate each network without it
+    member: int | None = None  # fit only this member (0-based) of the shipped average: its CV and final fit
     ship_seeds: int = 1  # the shipped model averages this many fits of the chosen variant (fit seeds seed, seed+1, ..)
 
 
@@ -570,6 +572,8 @@ def run_urban(config: UrbanConfig) -> dict[str, Any]:
                                        for label in URBAN_LABELS},
         "published": PUBLISHED, "models": {},
     }
+    if config.member is not None:
+        return _fit_member(config, data, results)
     oof_of: dict[str, np.ndarray] = {}
     feature_cache: dict[Any, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     ship_key = (raw_recipe(ARCHITECTURES[config.ship].recipe), True)  # kept for the final fits
@@ -581,8 +585,7 @@ def run_urban(config: UrbanConfig) -> dict[str, Any]:
                 del feature_cache[other]
             feature_cache[key] = _features(data, variant.arch.recipe, variant.augmented)
             if variant.augmented and augmented_recipes == {key[0]}:  # the raw audio is needed no more
-                data.augmented = dataclasses.replace(
-                    data.augmented, windows=np.empty((len(data.augmented), 0), np.float32))
+                _drop_raw_augmented(data)
         oof_of[variant.name] = _evaluate(variant, data, config, feature_cache[key], results)
     if data.yamnet is not None:
         results["models"]["yamnet"] = {
@@ -612,13 +615,39 @@ def run_urban(config: UrbanConfig) -> dict[str, Any]:
         results["chosen"] = {"variant": chosen, "rule": rule}
         variant = next(v for v in variants_for(config) if v.name == chosen)
         feats = feature_cache[ship_key]
-        members = [variant, *(dataclasses.replace(variant, name=f"{chosen}@{seed}", fit_seed=seed)
-                              for seed in range(variant.fit_seed + 1, variant.fit_seed + config.ship_seeds))]
+        members = shipped_members(variant, config.ship_seeds)
         for member in members[1:]:
             oof_of[member.name] = _evaluate(member, data, config, feats, results)
         shipped = chosen if len(members) == 1 else _record_average(members, oof_of, data, config, results)
         results["shipped"] = ship_urban(members, shipped, data, config, results, oof_of[shipped], feats)
         write_report(results, config.report_dir)
+    return results
+
+
+def shipped_members(variant: Variant, ship_seeds: int) -> list[Variant]:
+    """The fits the shipped model averages: the variant, then its next fit seeds named `<variant>@<seed>`."""
+    return [variant, *(dataclasses.replace(variant, name=f"{variant.name}@{seed}", fit_seed=seed)
+                       for seed in range(variant.fit_seed + 1, variant.fit_seed + ship_seeds))]
+
+
+def _drop_raw_augmented(data: UrbanData) -> None:
+    """Free the raw augmented audio (7 GB at nine copies) once the only features made of it exist."""
+    data.augmented = dataclasses.replace(data.augmented, windows=np.empty((len(data.augmented), 0), np.float32))
+
+
+def _fit_member(config: UrbanConfig, data: UrbanData, results: dict[str, Any]) -> dict[str, Any]:
+    """One member of the shipped average alone: its CV and its final fit, saved in the report folder for a
+    later run's `--reuse-cv` to export with the others, so a pair is fitted in parallel, one process a core."""
+    assert config.member is not None
+    candidates = [v for v in variants_for(config) if v.name in (config.ship, f"{config.ship}+teacher")]
+    if len(candidates) != 1:
+        raise DetectorError(f"--member: {config.ship} has {len(candidates)} variants to choose from; "
+                           "add --teacher-only")
+    member = shipped_members(candidates[0], config.ship_seeds)[config.member]
+    feats = _features(data, member.arch.recipe, True)
+    _drop_raw_augmented(data)
+    _evaluate(member, data, config, feats, results)
+    final_fit(member, data, feats, config)
     return results
 
 
