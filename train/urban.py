@@ -536,6 +536,11 @@ def _oof_meta(variant: Variant, config: UrbanConfig) -> dict[str, Any]:
             **({"mimic_weight": variant.mimic_weight} if variant.mimic_weight else {})}
 
 
+def taught(architecture: str) -> str:
+    """The name of the variant of `architecture` that learns from the YAMNet-embedding teacher."""
+    return f"{architecture}+teacher"
+
+
 def variants_for(config: UrbanConfig) -> list[Variant]:
     out = []
     for name in config.architectures:
@@ -543,11 +548,11 @@ def variants_for(config: UrbanConfig) -> list[Variant]:
         if arch.tutorial:
             out.append(Variant(name, arch, False, 0.0, config.tutorial_epochs, fit_seed=config.fit.seed))
         else:
-            taught = bool(config.yamnet_path) and config.teacher_weight > 0
-            if config.without_teacher_baseline or not taught:
+            has_teacher = bool(config.yamnet_path) and config.teacher_weight > 0
+            if config.without_teacher_baseline or not has_teacher:
                 out.append(Variant(name, arch, True, 0.0, config.fit.epochs, fit_seed=config.fit.seed))
-            if taught:
-                out.append(Variant(f"{name}+teacher", arch, True, config.teacher_weight, config.fit.epochs,
+            if has_teacher:
+                out.append(Variant(taught(name), arch, True, config.teacher_weight, config.fit.epochs,
                                    config.transfer_per_recording, config.mimic_weight, config.fit.seed,
                                    config.teacher_yamnet_weight))
     return out
@@ -606,7 +611,7 @@ def run_urban(config: UrbanConfig) -> dict[str, Any]:
                                                  config.teacher_yamnet_weight), data)}
         write_report(results, config.report_dir)
     if config.out_model is not None:
-        candidates = [n for n in (config.ship, f"{config.ship}+teacher") if n in results["models"]]
+        candidates = [n for n in (config.ship, taught(config.ship)) if n in results["models"]]
         chosen = max(candidates, key=lambda n: results["models"][n]["slice_accuracy_mean"])
         rule = (f"the higher mean slice accuracy of {' and '.join(candidates)} (with and without YAMNet as "
                 "teacher, one fit seed each)" if len(candidates) > 1 else "the only variant cross-validated")
@@ -639,7 +644,7 @@ def _fit_member(config: UrbanConfig, data: UrbanData, results: dict[str, Any]) -
     """One member of the shipped average alone: its CV and its final fit, saved in the report folder for a
     later run's `--reuse-cv` to export with the others, so a pair is fitted in parallel, one process a core."""
     assert config.member is not None
-    candidates = [v for v in variants_for(config) if v.name in (config.ship, f"{config.ship}+teacher")]
+    candidates = [v for v in variants_for(config) if v.name in (config.ship, taught(config.ship))]
     if len(candidates) != 1:
         raise DetectorError(f"--member: {config.ship} has {len(candidates)} variants to choose from; "
                            "add --teacher-only")
