@@ -581,12 +581,16 @@ def run_urban(config: UrbanConfig) -> dict[str, Any]:
         return _fit_member(config, data, results)
     oof_of: dict[str, np.ndarray] = {}
     feature_cache: dict[Any, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    ship_key = (raw_recipe(ARCHITECTURES[config.ship].recipe), True)  # kept for the final fits
-    augmented_recipes = {raw_recipe(v.arch.recipe) for v in variants_for(config) if v.augmented}
-    for variant in variants_for(config):
+    ship_key = (raw_recipe(ARCHITECTURES[config.ship].recipe), True)  # the final fits' features
+    variants = variants_for(config)
+    augmented_recipes = {raw_recipe(v.arch.recipe) for v in variants if v.augmented}
+    for index, variant in enumerate(variants):
         key = (raw_recipe(variant.arch.recipe), variant.augmented)
-        if key not in feature_cache:
-            for other in [k for k in feature_cache if k != ship_key]:
+        if key not in feature_cache:  # free what no variant still to come (nor a final fit) reads
+            needed = {(raw_recipe(v.arch.recipe), v.augmented) for v in variants[index:]}
+            if config.out_model is not None:
+                needed.add(ship_key)
+            for other in [k for k in feature_cache if k not in needed]:
                 del feature_cache[other]
             feature_cache[key] = _features(data, variant.arch.recipe, variant.augmented)
             if variant.augmented and augmented_recipes == {key[0]}:  # the raw audio is needed no more
