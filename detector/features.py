@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 
 from detector.errors import ModelError
 
-FeatureKind = Literal["waveform", "logspec", "logmel", "mfcc"]
+FeatureKind = Literal["waveform", "logspec", "logmel", "mfcc", "pcen", "logmel_pcen"]
+KINDS = get_args(FeatureKind)
 Standardise = Literal["none", "window", "band", "global"]
 
 
@@ -26,7 +27,14 @@ class FeatureRecipe:
 
     `waveform` passes the samples through as one column (for raw-waveform models); `logspec` is the seed
     recipe (log power spectrogram, 20 ms frames at a 10 ms hop); `logmel` maps the power spectrum
-    onto `n_mels` triangular mel bands; `mfcc` takes the DCT-II of the log-mel bands.
+    onto `n_mels` triangular mel bands; `mfcc` takes the DCT-II of the log-mel bands; `pcen` replaces the
+    log of the mel bands by per-channel energy normalisation (Wang et al. 2017): each band divided by its own
+    energy smoothed over `pcen_time_constant` seconds to the power `pcen_gain`, then root-compressed,
+    `(E / (floor + M) ** gain + bias) ** power - bias ** power`, `floor` being `log_floor`. A steady
+    background (traffic rumble, wind, hum) sinks to a constant while what changes within a fraction of a
+    second stands out. The smoother starts from each window's first frame, so a window's features depend
+    on that window alone. `logmel_pcen` stacks the two, log-mel bands then PCEN bands (2 x `n_mels` bins),
+    each half standardised on its own: what one graph averaging a log-mel network with a PCEN network reads.
     `standardise`: `window` scales each window to zero mean and unit variance; `band` first removes each
     band's mean over the window's frames (what stays put for 2 s: a steady hum, the microphone's colouring,
     the gain), then scales to unit variance; `global` subtracts the training set's `mean` and divides by
@@ -43,12 +51,16 @@ class FeatureRecipe:
     fmax: float = 8000.0
     n_mfcc: int = 40
     log_floor: float = 1e-6
+    pcen_time_constant: float = 0.4
+    pcen_gain: float = 0.98
+    pcen_bias: float = 2.0
+    pcen_power: float = 0.5
     standardise: Standardise = "global"
     mean: float = 0.0
     std: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.kind not in ("waveform", "logspec", "logmel", "mfcc"):
+        if self.kind not in KINDS:
             raise ModelError(f"feature recipe: unknown kind {self.kind!r}")
         if self.standardise not in ("none", "window", "band", "global"):
             raise ModelError(f"feature recipe: unknown standardise {self.standardise!r}")
@@ -56,8 +68,14 @@ class FeatureRecipe:
             raise ModelError("feature recipe: frame_length must be positive and at most n_fft")
         if self.hop_length <= 0 or self.std <= 0:
             raise ModelError("feature recipe: hop_length and std must be positive")
-        if self.kind in ("logmel", "mfcc") and not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:
+        if self.kind not in ("waveform", "logspec") and not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:
             raise ModelError("feature recipe: need 0 <= fmin < fmax <= sample_rate / 2")
+        if self.kind in ("pcen", "logmel_pcen") and not (self.pcen_time_constant > 0 and 0 <= self.pcen_gain <= 1
+                                        and self.pcen_bias > 0 and 0 < self.pcen_power <= 1):
+            raise ModelError("feature recipe: pcen needs time_constant > 0, 0 <= gain <= 1, bias > 0 and "
+                             "0 < power <= 1")
+        if self.kind == "logmel_pcen" and self.standardise == "global":
+            raise ModelError("feature recipe: logmel_pcen standardises each half on its own, not globally")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,7 +95,8 @@ class FeatureRecipe:
 
     @property
     def n_bins(self) -> int:
-        return {"waveform": 1, "logspec": self.n_fft // 2 + 1, "logmel": self.n_mels, "mfcc": self.n_mfcc}[self.kind]
+        return {"waveform": 1, "logspec": self.n_fft // 2 + 1, "logmel": self.n_mels, "mfcc": self.n_mfcc,
+                "pcen": self.n_mels, "logmel_pcen": 2 * self.n_mels}[self.kind]
 
     def shape(self, window_samples: int) -> tuple[int, int]:
         """(frames, bins) of the matrix one window gives."""
@@ -134,6 +153,22 @@ def power_spectrogram(windows: np.ndarray, recipe: FeatureRecipe) -> np.ndarray:
     return (power / np.sum(_analysis_window(recipe.frame_length) ** 2)).astype(np.float32)
 
 
+def pcen(mel_power: np.ndarray, recipe: FeatureRecipe) -> np.ndarray:
+    """Per-channel energy normalisation of (..., frames, bands) mel power (see `FeatureRecipe`).
+
+    The smoother is the one-pole filter M[t] = (1 - s) M[t-1] + s E[t] with M[0] = E[0]; a loop over the
+    window's frames keeps the runtime free of scipy.
+    """
+    frame_s = recipe.hop_length / recipe.sample_rate
+    weight = 1.0 - np.exp(-frame_s / recipe.pcen_time_constant)
+    smoothed = np.empty_like(mel_power)
+    smoothed[..., 0, :] = mel_power[..., 0, :]
+    for frame in range(1, mel_power.shape[-2]):
+        smoothed[..., frame, :] = (1.0 - weight) * smoothed[..., frame - 1, :] + weight * mel_power[..., frame, :]
+    normalised = mel_power / (recipe.log_floor + smoothed) ** recipe.pcen_gain
+    return (normalised + recipe.pcen_bias) ** recipe.pcen_power - recipe.pcen_bias**recipe.pcen_power
+
+
 def compute_features(windows: np.ndarray, recipe: FeatureRecipe) -> np.ndarray:
     """Features of one window (samples,) -> (frames, bins), or of a batch (n, samples) -> (n, frames, bins)."""
     windows = np.asarray(windows, dtype=np.float32)
@@ -141,12 +176,21 @@ def compute_features(windows: np.ndarray, recipe: FeatureRecipe) -> np.ndarray:
         return windows[..., None].copy()
     power = power_spectrogram(windows, recipe)
     if recipe.kind == "logspec":
-        values = np.log(power + recipe.log_floor)
-    else:
-        bank = mel_filterbank(recipe.sample_rate, recipe.n_fft, recipe.n_mels, recipe.fmin, recipe.fmax)
-        values = np.log(power @ bank + recipe.log_floor)
-        if recipe.kind == "mfcc":
-            values = values @ _dct_matrix(recipe.n_mels, recipe.n_mfcc)
+        return _standardised(np.log(power + recipe.log_floor), recipe)
+    mel_power = power @ mel_filterbank(recipe.sample_rate, recipe.n_fft, recipe.n_mels, recipe.fmin, recipe.fmax)
+    if recipe.kind == "logmel_pcen":  # each half standardised as its network was trained
+        return np.concatenate([_standardised(np.log(mel_power + recipe.log_floor), recipe),
+                               _standardised(pcen(mel_power, recipe), recipe)], axis=-1)
+    if recipe.kind == "pcen":
+        return _standardised(pcen(mel_power, recipe), recipe)
+    values = np.log(mel_power + recipe.log_floor)
+    if recipe.kind == "mfcc":
+        values = values @ _dct_matrix(recipe.n_mels, recipe.n_mfcc)
+    return _standardised(values, recipe)
+
+
+def _standardised(values: np.ndarray, recipe: FeatureRecipe) -> np.ndarray:
+    """`values` (..., frames, bins) standardised as `recipe.standardise` says, as float32."""
     if recipe.standardise == "band":  # each band's level over the window removed: steady hum, mic colouring
         values = values - values.mean(axis=-2, keepdims=True)
         values = values / np.maximum(values.std(axis=(-2, -1), keepdims=True), 1e-3)

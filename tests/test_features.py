@@ -88,6 +88,37 @@ def test_band_standardisation_removes_what_stays_constant_in_each_band() -> None
     assert np.allclose(compute_features(scene * 0.05, recipe), features, atol=5e-3)  # 26 dB down: the same
 
 
+def test_pcen_flattens_a_steady_background_and_keeps_what_changes() -> None:
+    """Under per-channel energy normalisation a steady hum's band goes flat once the smoother has caught up,
+    while a two-tone siren's alternation still swings its bands, at any level."""
+    recipe = FeatureRecipe(kind="pcen", standardise="none")
+    t = np.arange(SPEC.window) / RATE
+    two_tone = np.where((t // 0.5) % 2 == 0, np.sin(2 * np.pi * 435 * t), np.sin(2 * np.pi * 580 * t))
+    hiss = 0.003 * np.random.default_rng(0).standard_normal(len(t))
+    scene = (0.3 * two_tone + 0.3 * np.sin(2 * np.pi * 3000 * t) + hiss).astype(np.float32)
+    features = compute_features(scene, recipe)
+    centre = mel_filterbank(RATE, 512, 64, 50.0, 8000.0).argmax(axis=1)
+    hum_band, siren_band = centre[round(3000 * 512 / RATE)], centre[round(435 * 512 / RATE)]
+    assert features[:, hum_band].std() < 0.05 * features[:, siren_band].std()
+    quieter = compute_features(scene * 0.05, recipe)  # 26 dB down: the swing shrinks by a few percent only
+    assert 0.8 < quieter[:, siren_band].std() / features[:, siren_band].std() < 1.0
+
+
+def test_pcen_smoother_equals_the_scipy_filter() -> None:
+    """The runtime's loop is the one-pole low-pass scipy.signal.lfilter defines, started at the first frame."""
+    from scipy.signal import lfilter
+
+    from detector.features import pcen
+
+    recipe = FeatureRecipe(kind="pcen", hop_length=480, frame_length=512)
+    energy = np.random.default_rng(3).exponential(1e-4, size=(2, 66, 8)).astype(np.float64)
+    weight = 1.0 - np.exp(-480 / RATE / recipe.pcen_time_constant)
+    smoothed, _ = lfilter([weight], [1.0, weight - 1.0], energy, axis=1,
+                          zi=(1.0 - weight) * energy[:, :1, :])
+    expected = (energy / (recipe.log_floor + smoothed) ** 0.98 + 2.0) ** 0.5 - 2.0**0.5
+    np.testing.assert_allclose(pcen(energy, recipe), expected, rtol=1e-6)
+
+
 def test_global_standardisation_uses_the_card_values() -> None:
     raw = FeatureRecipe(kind="logmel", standardise="none")
     scaled = dataclasses.replace(raw, standardise="global", mean=-7.5, std=2.5)
@@ -118,9 +149,9 @@ def test_streamed_windows_and_features_equal_the_file_ones(chunk_sizes: list[int
         position += size
         turn += 1
     assert [start for start, _ in streamed] == list(file_starts)
-    recipe = FeatureRecipe(kind="logmel")
-    assert np.array_equal(compute_features(np.stack([w for _, w in streamed]), recipe),
-                          compute_features(file_windows, recipe))
+    for recipe in (FeatureRecipe(kind="logmel"), FeatureRecipe(kind="pcen", standardise="window")):
+        assert np.array_equal(compute_features(np.stack([w for _, w in streamed]), recipe),
+                              compute_features(file_windows, recipe))
 
 
 def test_short_clip_gives_one_zero_padded_window() -> None:

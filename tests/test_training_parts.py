@@ -346,6 +346,49 @@ def test_an_ensemble_ships_as_one_int8_model_whose_output_is_its_members_mean(ti
     np.testing.assert_allclose(int8, together, atol=0.03)  # int8 steps of 1/256 through two networks
 
 
+def test_a_log_mel_and_a_pcen_network_ship_as_one_graph_each_reading_its_half(tiny_training: Any,
+                                                                             tmp_path: Path) -> None:
+    """Members of different recipes share one input: the stacked `logmel_pcen` features, each network
+    reading the bins it was trained on, so the int8 file scores what the two networks would."""
+    import keras
+    from conftest import _tiny_build, siren_over_traffic, traffic_window
+
+    from detector.features import compute_features
+    from detector.model import Classifier
+    from train.export import export_model
+    from train.models import LOGMEL_64_WINDOW, PCEN_64_WINDOW, ensemble_recipe, joined_recipe
+    from train.ship import one_network
+
+    joined = joined_recipe([LOGMEL_64_WINDOW, PCEN_64_WINDOW])
+    assert joined is not None and joined.kind == "logmel_pcen" and joined == ensemble_recipe(
+        "dscnn_m_window_sa+dscnn_m_pcen_sa@1")
+    assert ensemble_recipe("dscnn_m+dscnn_m_pcen_sa") is None  # global log-mel cannot stack
+    rng = np.random.default_rng(4)
+    windows = np.array([siren_over_traffic("two_tone", rng, 5.0) for _ in range(20)] +
+                       [traffic_window(rng) for _ in range(20)], np.float32)
+    stacked = compute_features(windows, joined)
+    log_mel, pcen = compute_features(windows, LOGMEL_64_WINDOW), compute_features(windows, PCEN_64_WINDOW)
+    assert np.array_equal(stacked, np.concatenate([log_mel, pcen], axis=-1))
+
+    keras.utils.set_random_seed(5)
+    members = [_tiny_build(log_mel.shape[1:], 2), _tiny_build(pcen.shape[1:], 2)]
+    model, recipe = one_network("pair", members, [PCEN_64_WINDOW, LOGMEL_64_WINDOW][::-1])
+    assert recipe == joined
+    expected = (members[0].predict(log_mel, verbose=0) + members[1].predict(pcen, verbose=0)) / 2
+    swapped = (members[0].predict(pcen, verbose=0) + members[1].predict(log_mel, verbose=0)) / 2
+    together = model.predict(stacked, verbose=0)
+    np.testing.assert_allclose(together, expected, atol=1e-6)
+    assert np.abs(together - swapped).max() > 1e-3  # each member reads its own half, not the other's
+
+    card = {**tiny_training.card, "name": "pair", "features": joined.to_dict()}
+    written = export_model(model, stacked, stacked, 1, 0.5, card, tmp_path / "pair.tflite")
+    assert written["export_check"]["decision_agreement"] >= 0.98
+    int8 = Classifier(tmp_path / "pair.tflite").predict(windows)
+    # one input scale spans both halves, and the PCEN half's long tail (up to about 12) makes its steps coarse
+    np.testing.assert_allclose(int8, together, atol=0.06)
+    assert np.abs(int8 - together).mean() < 0.5 * np.abs(int8 - swapped).mean()
+
+
 def test_an_ensemble_names_known_members_and_only_for_the_siren_model(capsys: pytest.CaptureFixture[str]) -> None:
     from train.cli import main
 

@@ -15,7 +15,7 @@ from detector.errors import DetectorError
 from train.datasets import load_datasets
 from train.examples import AugmentPlan
 from train.fit import FitSettings
-from train.models import ARCHITECTURES, ensemble_members, is_model_name, members_share_features
+from train.models import ARCHITECTURES, ensemble_members, ensemble_recipe, is_model_name
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,8 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         print("siren-train: error: an ensemble (--ship a+b) is for the emergency model only; urban: --ship-seeds N",
               file=sys.stderr)
         return 2
-    if args.ship and not members_share_features(args.ship):
-        print(f"siren-train: error: the members of --ship {args.ship} need the same features", file=sys.stderr)
+    if args.ship and ensemble_recipe(args.ship) is None:
+        print(f"siren-train: error: the members of --ship {args.ship} need the same features (or log-mel and "
+              "PCEN agreeing on everything else)", file=sys.stderr)
         return 2
     names = (*names, *(member for member in shipped if member not in names))
     if urban:

@@ -6,6 +6,7 @@ a softmax over the labels; the runtime reads the positive label's probability as
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,6 +22,8 @@ LOGMEL_64_WINDOW = FeatureRecipe(kind="logmel", frame_length=512, hop_length=480
                                  standardise="window")
 LOGMEL_64_BAND = FeatureRecipe(kind="logmel", frame_length=512, hop_length=480, n_fft=512, n_mels=64,
                                standardise="band")
+PCEN_64_WINDOW = FeatureRecipe(kind="pcen", frame_length=512, hop_length=480, n_fft=512, n_mels=64,
+                               standardise="window")
 WAVEFORM = FeatureRecipe(kind="waveform", standardise="none")
 
 
@@ -174,6 +177,12 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture("dscnn_m_window_sa", LOGMEL_64_WINDOW, dscnn_builder(24, DSCNN_BLOCKS, spec_augment=True),
                      False, "log-mel 64, each window standardised, SpecAugment while training -> "
                      "depthwise-separable CNN, width 24"),
+        Architecture("dscnn_m_pcen_sa", PCEN_64_WINDOW, dscnn_builder(24, DSCNN_BLOCKS, spec_augment=True),
+                     False, "mel 64 with per-channel energy normalisation, each window standardised, SpecAugment "
+                     "while training -> depthwise-separable CNN, width 24"),
+        Architecture("dscnn_l_pcen_sa", PCEN_64_WINDOW, dscnn_builder(32, DSCNN_BLOCKS, spec_augment=True),
+                     False, "mel 64 with per-channel energy normalisation, each window standardised, SpecAugment "
+                     "while training -> depthwise-separable CNN, width 32"),
         Architecture("dscnn_m_band_sa", LOGMEL_64_BAND, dscnn_builder(24, DSCNN_BLOCKS, spec_augment=True),
                      False, "log-mel 64, each band's mean over the window removed, SpecAugment while training -> "
                      "depthwise-separable CNN, width 24"),
@@ -213,10 +222,30 @@ def is_model_name(name: str) -> bool:
     return base in ARCHITECTURES and (not at or seed.isdigit())
 
 
-def members_share_features(name: str) -> bool:
-    """Whether every member of the ensemble `name` reads the same feature recipe (one graph, one input)."""
-    recipes = [architecture_of(member).recipe for member in ensemble_members(name)]
-    return all(recipe == recipes[0] for recipe in recipes)
+def joined_recipe(recipes: list[FeatureRecipe]) -> FeatureRecipe | None:
+    """The one recipe a graph averaging networks that read `recipes` takes in: theirs where they share it;
+    log-mel and PCEN agreeing on everything else stack into `logmel_pcen`, each network reading its half
+    (`input_bins`); None where the networks cannot share one input."""
+    if all(recipe == recipes[0] for recipe in recipes):
+        return recipes[0]
+    kinds = {recipe.kind for recipe in recipes}
+    as_logmel = {dataclasses.replace(recipe, kind="logmel") for recipe in recipes}
+    if kinds == {"logmel", "pcen"} and len(as_logmel) == 1 and recipes[0].standardise != "global":
+        return dataclasses.replace(recipes[0], kind="logmel_pcen")
+    return None
+
+
+def ensemble_recipe(name: str) -> FeatureRecipe | None:
+    """The recipe the ensemble `name` is exported with (one graph, one input), or None if there is none."""
+    return joined_recipe([architecture_of(member).recipe for member in ensemble_members(name)])
+
+
+def input_bins(recipe: FeatureRecipe, joined: FeatureRecipe) -> tuple[int, int]:
+    """The [start, stop) bins of the `joined` recipe's features that a network trained on `recipe` reads."""
+    if joined.kind != "logmel_pcen":
+        return 0, joined.n_bins
+    start = 0 if recipe.kind == "logmel" else recipe.n_mels
+    return start, start + recipe.n_mels
 
 
 def describe(name: str) -> str:

@@ -22,7 +22,9 @@ from train.models import (
     count_macs,
     describe,
     ensemble_members,
-    members_share_features,
+    ensemble_recipe,
+    input_bins,
+    joined_recipe,
 )
 
 TRAINING_DATA = [
@@ -60,20 +62,47 @@ def update_card_evaluation(model_path: Path, name: str, results: dict[str, Any])
     card_path.write_text(json.dumps(card, indent=2) + "\n")
 
 
-def average_models(models: list[keras.Model]) -> keras.Model:
-    """One network whose output is the mean of the members' probabilities: one .tflite, one card."""
-    inputs = keras.Input(models[0].input_shape[1:])
-    members = [keras.Model(model.inputs[0], model.outputs[0], name=f"member_{index}")  # names must be unique
-               for index, model in enumerate(models)]
-    return keras.Model(inputs, keras.layers.Average()([member(inputs) for member in members]), name="ensemble")
+class InputBins(keras.layers.Layer):
+    """Bins [start, stop) of (batch, frames, bins) features: the half of stacked features one member reads."""
+
+    def __init__(self, start: int, stop: int, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.start, self.stop = start, stop
+
+    def call(self, inputs: object) -> object:
+        return inputs[..., self.start : self.stop]
+
+    def get_config(self) -> dict[str, object]:
+        return {**super().get_config(), "start": self.start, "stop": self.stop}
+
+
+def average_models(models: list[keras.Model], recipes: list[FeatureRecipe] | None = None,
+                   joined: FeatureRecipe | None = None) -> keras.Model:
+    """One network whose output is the mean of the members' probabilities: one .tflite, one card. With
+    `joined` (a stacked recipe), each member reads its own bins of the joined features."""
+    frames = models[0].input_shape[1]
+    inputs = keras.Input((frames, joined.n_bins) if joined else models[0].input_shape[1:])
+    outputs = []
+    for index, model in enumerate(models):
+        member = keras.Model(model.inputs[0], model.outputs[0], name=f"member_{index}")  # names must be unique
+        member_input = inputs
+        if joined is not None and recipes is not None:
+            start, stop = input_bins(recipes[index], joined)
+            if (start, stop) != (0, joined.n_bins):
+                member_input = InputBins(start, stop, name=f"bins_{index}")(inputs)
+        outputs.append(member(member_input))
+    return keras.Model(inputs, keras.layers.Average()(outputs), name="ensemble")
 
 
 def one_network(name: str, models: list[keras.Model], recipes: list[Any]) -> tuple[keras.Model, Any]:
-    """What is exported: the one fit, or the fits averaged (`average_models`), with their shared feature
-    recipe. Members fitted on the same windows share their standardisation; if not, that is a bug."""
-    if any(recipe != recipes[0] for recipe in recipes):
-        raise DetectorError(f"{name}: the members' standardisations differ: {recipes}")
-    return (models[0] if len(models) == 1 else average_models(models)), recipes[0]
+    """What is exported: the one fit, or the fits averaged (`average_models`), with the recipe they read
+    (`joined_recipe`). Members fitted on the same windows share their standardisation; if not, that is a bug."""
+    joined = joined_recipe(recipes)
+    if joined is None:
+        raise DetectorError(f"{name}: the members' feature recipes cannot share one input: {recipes}")
+    if len(models) == 1:
+        return models[0], joined
+    return average_models(models, recipes, joined), joined
 
 
 def export_windows(real: np.ndarray, augmented: np.ndarray, recipe: Any,
@@ -138,8 +167,8 @@ def ship_model(name: str, data: Any, config: Any, results: dict[str, Any]) -> di
 
     cv = results["models"][name]
     threshold = cv["threshold_choice"]["threshold"]
-    if not members_share_features(name):
-        raise DetectorError(f"ensemble {name}: its members need the same features")
+    if ensemble_recipe(name) is None:
+        raise DetectorError(f"ensemble {name}: its members need the same features (or log-mel and PCEN)")
     names = ensemble_members(name)
     members = [architecture_of(member) for member in names]
     models, recipes = [], []
@@ -149,6 +178,7 @@ def ship_model(name: str, data: Any, config: Any, results: dict[str, Any]) -> di
         models.append(member)
         recipes.append(member_recipe)
     model, recipe = one_network(name, models, recipes)
+    real_features, aug_features = data.raw_features(recipe, True)  # the joined recipe's, where members differ
     representative, check = export_windows(real_features, aug_features, recipe, REPRESENTATIVE_WINDOWS)
     card = {
         "name": config.out_model.stem,
