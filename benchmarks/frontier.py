@@ -53,7 +53,7 @@ def _yamnet_row(path: Path, windows: np.ndarray) -> dict[str, Any]:
 
 def run(windows: np.ndarray, yamnet: Path | None) -> dict[str, Any]:
     from train.export import convert_int8
-    from train.models import ARCHITECTURES, architecture_of, count_macs, ensemble_members
+    from train.models import ARCHITECTURES, architecture_of, count_macs, ensemble_members, ensemble_recipe
     from train.ship import average_models
 
     accuracy = json.loads(CV_ACCURACY.read_text())
@@ -63,11 +63,13 @@ def run(windows: np.ndarray, yamnet: Path | None) -> dict[str, Any]:
     for name in [*ARCHITECTURES, *ensembles]:
         archs = [architecture_of(member) for member in ensemble_members(name)]
         arch = archs[0]
-        recipe = dataclasses.replace(arch.recipe, standardise="none") if arch.recipe.standardise == "global" \
-            else arch.recipe
-        shape = recipe.shape(windows.shape[1])
-        members = [member.build(shape, 2) for member in archs]
-        model = members[0] if len(members) == 1 else average_models(members)
+        recipe = ensemble_recipe(name)  # log-mel and PCEN members read one stacked input
+        if recipe is None:
+            raise ValueError(f"{name}: its members cannot share one input")
+        if recipe.standardise == "global":
+            recipe = dataclasses.replace(recipe, standardise="none")
+        members = [member.build(member.recipe.shape(windows.shape[1]), 2) for member in archs]
+        model = members[0] if len(members) == 1 else average_models(members, [a.recipe for a in archs], recipe)
         calibration = compute_features(windows[:50], recipe)
         calibration = calibration + rng.normal(0, 1e-3, calibration.shape).astype(np.float32)
         with tempfile.TemporaryDirectory() as folder:

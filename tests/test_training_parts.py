@@ -499,6 +499,25 @@ def test_siren_train_emergency_end_to_end_and_a_reuse_that_checks_its_settings(
     assert "saved final fit was made with other settings (fit.learning_rate 0.5 there" in capsys.readouterr().err
 
 
+def test_tracker_defaults_start_no_event_on_ordinary_traffic() -> None:
+    """The setting that catches most sirens within the budget is refused where it starts an event on a
+    traffic clip (issue 2's bar: no false event on half an hour of traffic); the next best is chosen."""
+    from detector.tracker import TrackerSettings
+    from train.tune_tracker import choose, starts_on
+
+    traffic = [np.array([0.2, 0.87, 0.3, 0.1]), np.array([0.1, 0.1])]  # one pass-by window at 0.87
+    eager, strict = TrackerSettings(0.85, 0.425, 1, 1), TrackerSettings(0.9, 0.45, 1, 1)
+    assert starts_on(eager, traffic) == 1 and starts_on(strict, traffic) == 0
+    rows = [{"siren_clip_recall": 0.84, "false_events_per_hour": 7.3, "delay_s_median": 2.0,
+             "traffic_events": starts_on(eager, traffic)},
+            {"siren_clip_recall": 0.78, "false_events_per_hour": 3.0, "delay_s_median": 2.0,
+             "traffic_events": starts_on(strict, traffic)},
+            {"siren_clip_recall": 0.95, "false_events_per_hour": 20.0, "delay_s_median": 2.0, "traffic_events": 0}]
+    assert choose(rows, 10.0, traffic_events=0) is rows[1]
+    assert choose(rows, 10.0, traffic_events=1) is rows[0]
+    assert choose(rows, 1.0, traffic_events=0) is None
+
+
 def test_tune_tracker_names_a_missing_scores_file_in_one_line(tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     from train.tune_tracker import main
