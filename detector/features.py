@@ -153,18 +153,25 @@ def power_spectrogram(windows: np.ndarray, recipe: FeatureRecipe) -> np.ndarray:
     return (power / np.sum(_analysis_window(recipe.frame_length) ** 2)).astype(np.float32)
 
 
-def pcen(mel_power: np.ndarray, recipe: FeatureRecipe) -> np.ndarray:
-    """Per-channel energy normalisation of (..., frames, bands) mel power (see `FeatureRecipe`).
+@lru_cache(maxsize=16)
+def _smoothing_matrix(frames: int, weight: float) -> np.ndarray:
+    """(frames, frames): `matrix @ energy` is the one-pole low-pass M[t] = (1 - w) M[t-1] + w E[t] with
+    M[0] = E[0], unrolled (M[t] = (1 - w)^t E[0] + sum over 0 < j <= t of w (1 - w)^(t - j) E[j]): one matrix
+    product instead of a loop over frames."""
+    t = np.arange(frames)
+    lag = t[:, None] - t[None, :]
+    matrix = np.where(lag >= 0, weight * (1.0 - weight) ** np.maximum(lag, 0), 0.0)
+    matrix[:, 0] = (1.0 - weight) ** t
+    matrix = matrix.astype(np.float32)
+    matrix.setflags(write=False)
+    return matrix
 
-    The smoother is the one-pole filter M[t] = (1 - s) M[t-1] + s E[t] with M[0] = E[0]; a loop over the
-    window's frames keeps the runtime free of scipy.
-    """
+
+def pcen(mel_power: np.ndarray, recipe: FeatureRecipe) -> np.ndarray:
+    """Per-channel energy normalisation of (..., frames, bands) mel power (see `FeatureRecipe`)."""
     frame_s = recipe.hop_length / recipe.sample_rate
-    weight = 1.0 - np.exp(-frame_s / recipe.pcen_time_constant)
-    smoothed = np.empty_like(mel_power)
-    smoothed[..., 0, :] = mel_power[..., 0, :]
-    for frame in range(1, mel_power.shape[-2]):
-        smoothed[..., frame, :] = (1.0 - weight) * smoothed[..., frame - 1, :] + weight * mel_power[..., frame, :]
+    weight = float(1.0 - np.exp(-frame_s / recipe.pcen_time_constant))
+    smoothed = _smoothing_matrix(mel_power.shape[-2], weight) @ mel_power
     normalised = mel_power / (recipe.log_floor + smoothed) ** recipe.pcen_gain
     return (normalised + recipe.pcen_bias) ** recipe.pcen_power - recipe.pcen_bias**recipe.pcen_power
 
