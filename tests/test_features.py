@@ -110,7 +110,8 @@ def test_pcen_sinks_a_steady_hum_to_the_floor_and_keeps_a_sirens_alternation() -
 
 
 def test_pcen_smoother_equals_the_scipy_filter() -> None:
-    """The runtime's matrix product is the one-pole low-pass scipy.signal.lfilter defines, started at the first frame."""
+    """The runtime's matrix product is the one-pole low-pass scipy.signal.lfilter defines, started at the
+    first frame."""
     from scipy.signal import lfilter
 
     from detector.features import pcen
