@@ -137,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     traffic_specs = tuple(args.traffic or DEFAULT_TRAFFIC)
     is_traffic = traffic_mask([sources[real.clip_ids[part[0]]] for part in parts], traffic_specs)
     traffic_parts = [part for part, traffic in zip(parts, is_traffic, strict=True) if traffic]
+    if args.traffic and not traffic_parts:
+        print(f"tune_tracker: error: --traffic {', '.join(args.traffic)} matches no clip", file=sys.stderr)
+        return 2
     negative_hours = float((real.labels == 0).sum()) * HOP_S / 3600
     rows = [{**measure(settings, clips, negative_hours),
              "traffic_events": starts_on(settings, [scores[part] for part in traffic_parts])} for settings in grid()]
