@@ -69,7 +69,7 @@ def run(windows: np.ndarray, yamnet: Path | None) -> dict[str, Any]:
         if recipe.standardise == "global":
             recipe = dataclasses.replace(recipe, standardise="none")
         members = [member.build(member.recipe.shape(windows.shape[1]), 2) for member in archs]
-        model = members[0] if len(members) == 1 else average_models(members, [a.recipe for a in archs], recipe)
+        model = members[0] if len(members) == 1 else average_models(members, [a.recipe for a in archs])
         calibration = compute_features(windows[:50], recipe)
         calibration = calibration + rng.normal(0, 1e-3, calibration.shape).astype(np.float32)
         with tempfile.TemporaryDirectory() as folder:

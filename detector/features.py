@@ -62,7 +62,7 @@ class FeatureRecipe:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ModelError(f"feature recipe: unknown kind {self.kind!r}")
-        if self.standardise not in ("none", "window", "band", "global"):
+        if self.standardise not in get_args(Standardise):
             raise ModelError(f"feature recipe: unknown standardise {self.standardise!r}")
         if not 0 < self.frame_length <= self.n_fft:
             raise ModelError("feature recipe: frame_length must be positive and at most n_fft")

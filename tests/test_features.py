@@ -19,6 +19,14 @@ def tone(frequency: float, seconds: float = 2.0, amplitude: float = 0.5) -> np.n
     return (amplitude * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
 
 
+def two_tone_over_hum() -> np.ndarray:
+    """2 s of a 435/580 Hz two-tone siren (0.5 s each) over a steady 3 kHz hum, with hiss in every band."""
+    t = np.arange(SPEC.window) / RATE
+    two_tone = np.where((t // 0.5) % 2 == 0, np.sin(2 * np.pi * 435 * t), np.sin(2 * np.pi * 580 * t))
+    hiss = 0.003 * np.random.default_rng(0).standard_normal(len(t))  # every band above the log floor
+    return (0.3 * two_tone + 0.3 * np.sin(2 * np.pi * 3000 * t) + hiss).astype(np.float32)
+
+
 @pytest.mark.parametrize("frequency", [250.0, 435.0, 1000.0, 3150.0])
 def test_tone_peaks_in_its_spectrogram_bin(frequency: float) -> None:
     recipe = FeatureRecipe(kind="logspec", frame_length=320, hop_length=160, n_fft=320, standardise="none")
@@ -76,10 +84,7 @@ def test_band_standardisation_removes_what_stays_constant_in_each_band() -> None
     """Each band's level over the window is removed: a steady hum's band goes flat, a gain changes nothing,
     and the siren's alternation is what is left."""
     recipe = FeatureRecipe(kind="logmel", standardise="band", log_floor=1e-12)
-    t = np.arange(SPEC.window) / RATE
-    two_tone = np.where((t // 0.5) % 2 == 0, np.sin(2 * np.pi * 435 * t), np.sin(2 * np.pi * 580 * t))
-    hiss = 0.003 * np.random.default_rng(0).standard_normal(len(t))  # every band above the log floor
-    scene = (0.3 * two_tone + 0.3 * np.sin(2 * np.pi * 3000 * t) + hiss).astype(np.float32)  # siren over a hum
+    scene = two_tone_over_hum()
     features = compute_features(scene, recipe)
     assert np.allclose(features.mean(axis=0), 0, atol=1e-4) and abs(features.std() - 1) < 1e-3
     centre = mel_filterbank(RATE, 512, 64, 50.0, 8000.0).argmax(axis=1)  # FFT bin -> its strongest band
@@ -92,10 +97,7 @@ def test_pcen_sinks_a_steady_hum_to_the_floor_and_keeps_a_sirens_alternation() -
     """Under per-channel energy normalisation a loud steady hum ends up level with a band of faint hiss,
     while each change of a two-tone siren's tone still stands out, at any level. (In log-mel the hum's band
     sits as high as the siren's peaks.)"""
-    t = np.arange(SPEC.window) / RATE
-    two_tone = np.where((t // 0.5) % 2 == 0, np.sin(2 * np.pi * 435 * t), np.sin(2 * np.pi * 580 * t))
-    hiss = 0.003 * np.random.default_rng(0).standard_normal(len(t))
-    scene = (0.3 * two_tone + 0.3 * np.sin(2 * np.pi * 3000 * t) + hiss).astype(np.float32)
+    scene = two_tone_over_hum()
     centre = mel_filterbank(RATE, 512, 64, 50.0, 8000.0).argmax(axis=1)
     hum_band, siren_band, hiss_band = (centre[round(hz * 512 / RATE)] for hz in (3000, 435, 6000))
     recipe = FeatureRecipe(kind="pcen", standardise="window")

@@ -503,15 +503,22 @@ def test_tracker_defaults_start_no_event_on_ordinary_traffic() -> None:
     """The setting that catches most sirens within the budget is refused where it starts an event on a
     traffic clip (issue 2's bar: no false event on half an hour of traffic); the next best is chosen."""
     from detector.tracker import TrackerSettings
-    from train.tune_tracker import choose, starts_on
+    from train.tune_tracker import choose, measure
 
-    traffic = [np.array([0.2, 0.87, 0.3, 0.1]), np.array([0.1, 0.1])]  # one pass-by window at 0.87
+    clips = [(False, np.array([0.2, 0.87, 0.3, 0.1])), (False, np.array([0.1, 0.1])),  # a pass-by at 0.87
+             (False, np.array([0.95, 0.1]))]  # a car horn: a false event, not on traffic
+    is_traffic = np.array([True, True, False])
+
+    def starts_on(settings: TrackerSettings) -> int:
+        return measure(settings, clips, 1.0, is_traffic)["traffic_events"]
+
     eager, strict = TrackerSettings(0.85, 0.425, 1, 1), TrackerSettings(0.9, 0.45, 1, 1)
-    assert starts_on(eager, traffic) == 1 and starts_on(strict, traffic) == 0
+    assert starts_on(eager) == 1 and starts_on(strict) == 0
+    assert measure(strict, clips, 1.0, is_traffic)["false_events_per_hour"] == 1.0  # the horn counts, elsewhere
     rows = [{"siren_clip_recall": 0.84, "false_events_per_hour": 7.3, "delay_s_median": 2.0,
-             "traffic_events": starts_on(eager, traffic)},
+             "traffic_events": starts_on(eager)},
             {"siren_clip_recall": 0.78, "false_events_per_hour": 3.0, "delay_s_median": 2.0,
-             "traffic_events": starts_on(strict, traffic)},
+             "traffic_events": starts_on(strict)},
             {"siren_clip_recall": 0.95, "false_events_per_hour": 20.0, "delay_s_median": 2.0, "traffic_events": 0}]
     assert choose(rows, 10.0, traffic_events=0) is rows[1]
     assert choose(rows, 10.0, traffic_events=1) is rows[0]

@@ -76,21 +76,19 @@ class InputBins(keras.layers.Layer):
         return {**super().get_config(), "start": self.start, "stop": self.stop}
 
 
-def average_models(models: list[keras.Model], recipes: list[FeatureRecipe] | None = None,
-                   joined: FeatureRecipe | None = None) -> keras.Model:
-    """One network whose output is the mean of the members' probabilities: one .tflite, one card. With
-    `joined` (a stacked recipe), each member reads its own bins of the joined features."""
-    frames = models[0].input_shape[1]
-    inputs = keras.Input((frames, joined.n_bins) if joined else models[0].input_shape[1:])
+def average_models(models: list[keras.Model], recipes: list[FeatureRecipe] | None = None) -> keras.Model:
+    """One network whose output is the mean of the members' probabilities: one .tflite, one card. Given each
+    member's recipe, the input is their joined recipe's features (`joined_recipe`), each member reading its
+    own bins of them."""
+    joined = joined_recipe(recipes) if recipes else None
+    frames, bins = models[0].input_shape[1:]
+    inputs = keras.Input((frames, joined.n_bins if joined else bins))
     outputs = []
     for index, model in enumerate(models):
         member = keras.Model(model.inputs[0], model.outputs[0], name=f"member_{index}")  # names must be unique
-        member_input = inputs
-        if joined is not None and recipes is not None:
-            start, stop = input_bins(recipes[index], joined)
-            if (start, stop) != (0, joined.n_bins):
-                member_input = InputBins(start, stop, name=f"bins_{index}")(inputs)
-        outputs.append(member(member_input))
+        start, stop = input_bins(recipes[index], joined) if recipes and joined else (0, bins)
+        reads_all = (start, stop) == (0, inputs.shape[-1])
+        outputs.append(member(inputs if reads_all else InputBins(start, stop, name=f"bins_{index}")(inputs)))
     return keras.Model(inputs, keras.layers.Average()(outputs), name="ensemble")
 
 
@@ -100,9 +98,7 @@ def one_network(name: str, models: list[keras.Model], recipes: list[Any]) -> tup
     joined = joined_recipe(recipes)
     if joined is None:
         raise DetectorError(f"{name}: the members' feature recipes cannot share one input: {recipes}")
-    if len(models) == 1:
-        return models[0], joined
-    return average_models(models, recipes, joined), joined
+    return (models[0] if len(models) == 1 else average_models(models, recipes)), joined
 
 
 def export_windows(real: np.ndarray, augmented: np.ndarray, recipe: Any,

@@ -79,26 +79,25 @@ def choose(rows: list[dict[str, Any]], budget: float, traffic_events: int) -> di
     return max(within, key=_rank) if within else None
 
 
-def starts_on(settings: TrackerSettings, clips: list[np.ndarray]) -> int:
-    """Start events the setting gives over these clips' scores (the traffic clips: each start is false)."""
-    return sum(replay(settings, scores)[0] for scores in clips)
-
-
-def measure(settings: TrackerSettings, clips: list[tuple[bool, np.ndarray]], negative_hours: float) -> dict[str, Any]:
-    positives = false_events = 0
+def measure(settings: TrackerSettings, clips: list[tuple[bool, np.ndarray]], negative_hours: float,
+            traffic: np.ndarray) -> dict[str, Any]:
+    """One setting replayed over every clip (positive?, scores); `traffic` flags the clips of ordinary road
+    traffic, whose starts are also counted on their own."""
+    positives = false_events = traffic_events = 0
     delays = []
-    for positive, scores in clips:
+    for (positive, scores), is_traffic in zip(clips, traffic, strict=True):
         starts, first = replay(settings, scores)
         if positive:
             positives += 1
             delays += [first] if first is not None else []
         else:
             false_events += starts
+            traffic_events += starts if is_traffic else 0
     return {"on_threshold": settings.on_threshold, "off_threshold": round(settings.off_threshold, 4),
             "onset_windows": settings.onset_windows, "onset_of": settings.onset_of,
             "instant_threshold": settings.instant_threshold,
             "siren_clip_recall": round(len(delays) / max(positives, 1), 4),
-            "false_events_per_hour": round(false_events / negative_hours, 2),
+            "false_events_per_hour": round(false_events / negative_hours, 2), "traffic_events": traffic_events,
             "delay_s_median": float(np.median(delays)) if delays else None,
             "delay_s_p95": float(np.percentile(delays, 95)) if delays else None}
 
@@ -136,15 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     sources = [f"{clip.dataset}/{clip.label}" for source in args.data for clip in load_dataset(source, "label")]
     traffic_specs = tuple(args.traffic or DEFAULT_TRAFFIC)
     is_traffic = traffic_mask([sources[real.clip_ids[part[0]]] for part in parts], traffic_specs)
-    traffic_parts = [part for part, traffic in zip(parts, is_traffic, strict=True) if traffic]
-    if args.traffic and not traffic_parts:
+    if args.traffic and not is_traffic.any():
         print(f"tune_tracker: error: --traffic {', '.join(args.traffic)} matches no clip", file=sys.stderr)
         return 2
     negative_hours = float((real.labels == 0).sum()) * HOP_S / 3600
-    rows = [{**measure(settings, clips, negative_hours),
-             "traffic_events": starts_on(settings, [scores[part] for part in traffic_parts])} for settings in grid()]
+    rows = [measure(settings, clips, negative_hours, is_traffic) for settings in grid()]
     choice = choose(rows, args.budget, args.traffic_events)
-    print(f"traffic: {len(traffic_parts)} clips ({', '.join(traffic_specs)})\n"
+    print(f"traffic: {is_traffic.sum()} clips ({', '.join(traffic_specs)})\n"
           "| on | off | k of n | or one window >= | siren clips caught | false events/h | traffic events | "
           "delay s median / p95 |\n| --- | --- | --- | --- | --- | --- | --- | --- |")
     for row in sorted(rows, key=lambda r: -r["siren_clip_recall"]):
@@ -167,8 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                 held = vetoed(scores, yamnet, settings.on_threshold, threshold)
                 measured.append({"confirm_threshold": threshold,
                                  **measure(settings, [(c[0], held[part]) for part, c in zip(parts, clips, strict=True)],
-                                           negative_hours),
-                                 "traffic_events": starts_on(settings, [held[part] for part in traffic_parts])})
+                                           negative_hours, is_traffic)})
             best = choose(measured, args.budget, args.traffic_events)
             confirm_rows += measured
             if best and (confirm_choice is None or _rank(best) > _rank(confirm_choice)):
@@ -181,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"of {', '.join(str(d) for d in args.data)}, {negative_hours:.2f} h non-siren; a siren clip is caught "
                 "when the tracker starts an event in it; false events are starts on non-siren clips; chosen: most "
                 f"siren clips caught within {args.budget:g} false events/h and with at most {args.traffic_events} "
-                f"on the {len(traffic_parts)} clips of ordinary traffic among them ({', '.join(traffic_specs)})")
+                f"on the {is_traffic.sum()} clips of ordinary traffic among them ({', '.join(traffic_specs)})")
     if args.out:
         args.out.write_text(json.dumps({"protocol": protocol, "budget_per_hour": args.budget, "choice": choice,
                                         "settings": rows, "yamnet_veto": confirm_rows}, indent=2) + "\n")
