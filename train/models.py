@@ -180,9 +180,6 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture("dscnn_m_pcen_sa", PCEN_64_WINDOW, dscnn_builder(24, DSCNN_BLOCKS, spec_augment=True),
                      False, "mel 64 with per-channel energy normalisation, each window standardised, SpecAugment "
                      "while training -> depthwise-separable CNN, width 24"),
-        Architecture("dscnn_l_pcen_sa", PCEN_64_WINDOW, dscnn_builder(32, DSCNN_BLOCKS, spec_augment=True),
-                     False, "mel 64 with per-channel energy normalisation, each window standardised, SpecAugment "
-                     "while training -> depthwise-separable CNN, width 32"),
         Architecture("dscnn_m_band_sa", LOGMEL_64_BAND, dscnn_builder(24, DSCNN_BLOCKS, spec_augment=True),
                      False, "log-mel 64, each band's mean over the window removed, SpecAugment while training -> "
                      "depthwise-separable CNN, width 24"),
