@@ -40,9 +40,18 @@ def _timed(windows: np.ndarray, features: Callable[[np.ndarray], Any], infer: Ca
             "total": summary_ms(np.add(feature_ms, inference_ms))}
 
 
+FEATURE_NAMES = {"logmel": "log-mel", "pcen": "PCEN", "logmel_pcen": "log-mel + PCEN", "mfcc": "MFCC",
+                 "logspec": "log spectrogram", "waveform": "waveform"}
+
+
 def _ours(model_path: Path) -> tuple[Callable[[np.ndarray], Any], Callable[[Any], Any]]:
     classifier = Classifier(model_path, num_threads=1)
     return (lambda window: classifier.features(window[None]), classifier.predict_features)
+
+
+def _ours_name(model_path: Path) -> str:
+    """`numpy <features> + <model> int8 (LiteRT)`, the features as the model's card names them."""
+    return f"numpy {FEATURE_NAMES[Classifier(model_path).card.recipe.kind]} + {model_path.stem} int8 (LiteRT)"
 
 
 def tutorial_spectrogram(window: np.ndarray) -> np.ndarray:
@@ -93,8 +102,8 @@ def run(windows: np.ndarray, model_path: Path, yamnet: Path | None = None,
         ) -> dict[str, Any]:
     example = windows[0]
     pipelines = {
-        f"ours: numpy log-mel + {model_path.stem} int8 (LiteRT)": _ours(model_path),
-        f"ours, added by detection.models: numpy log-mel + {urban_path.stem} int8 (LiteRT)": _ours(urban_path),
+        f"ours: {_ours_name(model_path)}": _ours(model_path),
+        f"ours, added by detection.models: {_ours_name(urban_path)}": _ours(urban_path),
         "tutorial: scipy spectrogram + Keras CNN (logspec_cnn)":
             (tutorial_spectrogram, _keras("logspec_cnn", tutorial_spectrogram(example).shape)),
         "tutorial: librosa MFCC-40 + Keras dense net (mfcc_dense)":

@@ -8,7 +8,7 @@ gives the same features whether it came from a file or from a stream in pieces.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from functools import lru_cache
 from typing import Any, Literal, get_args
 
@@ -33,8 +33,9 @@ class FeatureRecipe:
     `(E / (floor + M) ** gain + bias) ** power - bias ** power`, `floor` being `log_floor`. A steady
     background (traffic rumble, wind, hum) sinks to a constant while what changes within a fraction of a
     second stands out. The smoother starts from each window's first frame, so a window's features depend
-    on that window alone. `logmel_pcen` stacks the two, log-mel bands then PCEN bands (2 x `n_mels` bins),
-    each half standardised on its own: what one graph averaging a log-mel network with a PCEN network reads.
+    on that window alone. `logmel_pcen` stacks the two, log-mel bands then PCEN bands (2 x `n_mels` bins):
+    what one graph averaging a log-mel network with a PCEN network reads. Its log-mel half is standardised
+    as `standardise` says, its PCEN half always per window (as every PCEN network here is trained).
     `standardise`: `window` scales each window to zero mean and unit variance; `band` first removes each
     band's mean over the window's frames (what stays put for 2 s: a steady hum, the microphone's colouring,
     the gain), then scales to unit variance; `global` subtracts the training set's `mean` and divides by
@@ -74,8 +75,6 @@ class FeatureRecipe:
                                         and self.pcen_bias > 0 and 0 < self.pcen_power <= 1):
             raise ModelError("feature recipe: pcen needs time_constant > 0, 0 <= gain <= 1, bias > 0 and "
                              "0 < power <= 1")
-        if self.kind == "logmel_pcen" and self.standardise == "global":
-            raise ModelError("feature recipe: logmel_pcen standardises each half on its own, not globally")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -186,8 +185,9 @@ def compute_features(windows: np.ndarray, recipe: FeatureRecipe) -> np.ndarray:
         return _standardised(np.log(power + recipe.log_floor), recipe)
     mel_power = power @ mel_filterbank(recipe.sample_rate, recipe.n_fft, recipe.n_mels, recipe.fmin, recipe.fmax)
     if recipe.kind == "logmel_pcen":  # each half standardised as its network was trained
+        per_window = replace(recipe, standardise="window")
         return np.concatenate([_standardised(np.log(mel_power + recipe.log_floor), recipe),
-                               _standardised(pcen(mel_power, recipe), recipe)], axis=-1)
+                               _standardised(pcen(mel_power, recipe), per_window)], axis=-1)
     if recipe.kind == "pcen":
         return _standardised(pcen(mel_power, recipe), recipe)
     values = np.log(mel_power + recipe.log_floor)

@@ -325,7 +325,61 @@ def test_members_fitted_in_separate_runs_are_exported_together(tmp_path: Path,
     assert printed.count("reusing out-of-fold scores") == 2 and printed.count("final fit reused") == 2
     assert Classifier(out).card.raw["training"]["fit_seeds"] == [0, 1]
     assert main([*data, "--member", "2", "--report", str(tmp_path / "member2")]) == 2
-    assert capsys.readouterr().err.strip() == "siren-train: error: --member must be 0..1 (--ship-seeds 2)"
+    assert capsys.readouterr().err.strip() == ("siren-train: error: --member must be 0..1 (--ship dscnn_s, "
+                                               "--ship-seeds 2)")
+
+
+def test_a_log_mel_and_a_pcen_network_ship_as_one_urban_graph(tmp_path: Path) -> None:
+    """`--ship a+b` averages two networks that read different features: the int8 file reads both feature sets
+    stacked, the log-mel half with the log-mel network's training-set standardisation, and scores what the
+    two saved final fits score, each on its own features."""
+    import keras
+
+    from detector.features import FeatureRecipe, compute_features
+    from train.cli import main
+
+    build_tree(tmp_path / "us8k")
+    out, report = tmp_path / "urban.tflite", tmp_path / "report"
+    assert main(["--task", "urban", "--data", str(tmp_path / "us8k"), "--models", "dscnn_s,dscnn_m_pcen", "--ship",
+                 "dscnn_s+dscnn_m_pcen", "--epochs", "2", "--out", str(out), "--report", str(report)]) == 0
+    card = Classifier(out).card.raw
+    assert card["architecture"] == "dscnn_s+dscnn_m_pcen"
+    assert card["evaluation"]["this_model"]["members"] == ["dscnn_s", "dscnn_m_pcen"]
+    fits = []
+    for name in ("dscnn_s", "dscnn_m_pcen"):
+        saved = json.loads((report / f"{name}_final.json").read_text())
+        fits.append((keras.models.load_model(report / f"{name}_final.keras"), FeatureRecipe.from_dict(saved["recipe"])))
+    log_mel_recipe = fits[0][1]
+    assert log_mel_recipe.standardise == "global" and log_mel_recipe.mean != 0
+    features = card["features"]
+    assert (features["kind"], features["standardise"]) == ("logmel_pcen", "global")
+    assert (features["mean"], features["std"]) == (log_mel_recipe.mean, log_mel_recipe.std)
+
+    rng = np.random.default_rng(3)
+    windows = np.stack([class_audio(label, 2.0, rng) for label in URBAN_LABELS]).astype(np.float32)
+    expected = np.mean([model.predict(compute_features(windows, recipe), verbose=0) for model, recipe in fits], axis=0)
+    np.testing.assert_allclose(Classifier(out).predict(windows), expected, atol=0.03)
+
+
+def test_the_joined_input_is_put_together_from_each_networks_own_features() -> None:
+    """The urban export calibrates on the stacked input built from the members' saved features (the
+    augmented audio is gone by then): log-mel bins first, PCEN bins second, whatever the members' order."""
+    from detector.features import compute_features
+    from train.models import ARCHITECTURES, joined_recipe
+    from train.pipeline import raw_recipe
+    from train.urban import Variant, joined_features
+
+    rng = np.random.default_rng(5)
+    windows = np.stack([class_audio(label, 2.0, rng) for label in ("siren", "drilling", "dog_bark")])
+    members = [Variant(name, ARCHITECTURES[name], True, 0.0, 1) for name in ("dscnn_m_pcen", "dscnn_m")]
+    recipes = [member.arch.recipe for member in members]
+    joined = joined_recipe(recipes)
+    feats = {member.name: tuple(compute_features(part, raw_recipe(member.arch.recipe))
+                                for part in (windows[:2], windows[2:], windows[:0])) for member in members}
+    real, augmented, unlabelled = joined_features(members, recipes, joined, feats)
+    np.testing.assert_allclose(real, compute_features(windows[:2], raw_recipe(joined)), atol=1e-5)
+    np.testing.assert_allclose(augmented, compute_features(windows[2:], raw_recipe(joined)), atol=1e-5)
+    assert unlabelled.shape == (0, *real.shape[1:])
 
 
 def test_transfer_windows_or_mimicry_without_a_teacher_or_a_negative_power_is_one_clear_error(

@@ -33,11 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{EMERGENCY_MODELS} for emergency, {URBAN_MODELS} for urban); emergency: NAME@N is "
                         "NAME trained with fit seed N")
     parser.add_argument("--ship", help="the model to fit on everything and export (one of --models; urban "
-                                       "default dscnn_m); emergency: A+B ships the mean of A's and B's "
-                                       "probabilities as one model, evaluated from their averaged CV scores "
-                                       "(A@1+A@2: two seeds of one network)")
+                                       "default dscnn_m); A+B ships the mean of A's and B's probabilities as one "
+                                       "model, evaluated from their averaged CV scores (emergency: A@1+A@2 is two "
+                                       "seeds of one network; urban: --ship-seeds)")
     parser.add_argument("--ship-seeds", type=int, default=1,
-                        help="urban: ship the mean of N fits of the chosen variant (fit seeds --seed, --seed+1, "
+                        help="urban: ship the mean of N fits of each network of --ship (fit seeds --seed, --seed+1, "
                              "...), each cross-validated, the average evaluated from their averaged CV scores "
                              "(default 1)")
     parser.add_argument("--no-ship", action="store_true", help="urban: cross-validate only, export nothing")
@@ -90,9 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "models again; the others are cross-validated; a final fit it saved under the "
                              "same settings (<member>_final.keras/.json) is reused too")
     parser.add_argument("--member", type=int, metavar="K",
-                        help="urban: cross-validate and fit only member K (0-based) of the --ship-seeds average, "
-                             "both saved in --report for a later run's --reuse-cv; exports nothing (one process "
-                             "a core fits a pair in parallel); with a teacher it needs --teacher-only")
+                        help="urban: cross-validate and fit only member K (0-based: --ship's networks in order, "
+                             "each --ship-seeds fits) of the shipped average, both saved in --report for a later "
+                             "run's --reuse-cv; exports nothing (one process a core fits a pair in parallel); with "
+                             "a teacher it needs --teacher-only")
     parser.add_argument("--teacher-only", action="store_true",
                         help="urban with --yamnet: cross-validate the project's networks with the teacher only, "
                              "not also without it (saves a whole CV per network; the shipped variant is then "
@@ -131,17 +132,13 @@ def main(argv: list[str] | None = None) -> int:
         print("siren-train: error: need 0 <= --mine-epochs < --epochs, 0 < --mine-fraction <= 1, --mine-weight > 0",
               file=sys.stderr)
         return 2
-    if urban and len(shipped) > 1:
-        print("siren-train: error: an ensemble (--ship a+b) is for the emergency model only; urban: --ship-seeds N",
-              file=sys.stderr)
-        return 2
     if args.ship and ensemble_recipe(args.ship) is None:
         print(f"siren-train: error: the members of --ship {args.ship} need the same features (or log-mel and "
               "PCEN agreeing on everything else)", file=sys.stderr)
         return 2
     names = (*names, *(member for member in shipped if member not in names))
     if urban:
-        return _urban(args, names)
+        return _urban(args, names, shipped)
     try:
         from train.pipeline import PipelineConfig, run_pipeline
 
@@ -166,9 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _urban(args: argparse.Namespace, names: tuple[str, ...]) -> int:
-    if ARCHITECTURES[args.ship].tutorial:
-        print(f"siren-train: error: --ship {args.ship} is a tutorial baseline; ship one of the project's models",
+def _urban(args: argparse.Namespace, names: tuple[str, ...], shipped: list[str]) -> int:
+    tutorial = [name for name in shipped if ARCHITECTURES[name].tutorial]
+    if tutorial:
+        print(f"siren-train: error: --ship: {tutorial[0]} is a tutorial baseline; ship the project's models",
               file=sys.stderr)
         return 2
     if (args.augment_copies < 0 or not 0 <= args.teacher_weight <= 1 or args.ship_seeds < 1
@@ -190,9 +188,9 @@ def _urban(args: argparse.Namespace, names: tuple[str, ...]) -> int:
         print("siren-train: error: --member with a teacher needs --teacher-only (one variant to fit)",
               file=sys.stderr)
         return 2
-    if args.member is not None and not 0 <= args.member < args.ship_seeds:
-        print(f"siren-train: error: --member must be 0..{args.ship_seeds - 1} (--ship-seeds {args.ship_seeds})",
-              file=sys.stderr)
+    if args.member is not None and not 0 <= args.member < len(shipped) * args.ship_seeds:
+        print(f"siren-train: error: --member must be 0..{len(shipped) * args.ship_seeds - 1} (--ship {args.ship}, "
+              f"--ship-seeds {args.ship_seeds})", file=sys.stderr)
         return 2
     if args.mimic_weight < 0 or (args.mimic_weight and not (args.yamnet and args.teacher_weight > 0)):
         print("siren-train: error: --mimic-weight needs --yamnet PATH and --teacher-weight > 0 (and W >= 0)",

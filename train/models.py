@@ -177,6 +177,9 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture("dscnn_m_window_sa", LOGMEL_64_WINDOW, dscnn_builder(24, DSCNN_BLOCKS, spec_augment=True),
                      False, "log-mel 64, each window standardised, SpecAugment while training -> "
                      "depthwise-separable CNN, width 24"),
+        Architecture("dscnn_m_pcen", PCEN_64_WINDOW, dscnn_builder(24, DSCNN_BLOCKS), False,
+                     "mel 64 with per-channel energy normalisation, each window standardised -> "
+                     "depthwise-separable CNN, width 24"),
         Architecture("dscnn_m_pcen_sa", PCEN_64_WINDOW, dscnn_builder(24, DSCNN_BLOCKS, spec_augment=True),
                      False, "mel 64 with per-channel energy normalisation, each window standardised, SpecAugment "
                      "while training -> depthwise-separable CNN, width 24"),
@@ -219,17 +222,28 @@ def is_model_name(name: str) -> bool:
     return base in ARCHITECTURES and (not at or seed.isdigit())
 
 
+PCEN_FIELDS = ("pcen_time_constant", "pcen_gain", "pcen_bias", "pcen_power")  # what only PCEN reads
+
+
 def joined_recipe(recipes: list[FeatureRecipe]) -> FeatureRecipe | None:
     """The one recipe a graph averaging networks that read `recipes` takes in: theirs where they share it;
-    log-mel and PCEN agreeing on everything else stack into `logmel_pcen`, each network reading its half
-    (`input_bins`); None where the networks cannot share one input."""
+    log-mel and per-window PCEN agreeing on the spectrogram and mel bands stack into `logmel_pcen` (the log-mel
+    half standardised as the log-mel network's, `input_bins` cuts each network's half); None where the
+    networks cannot share one input."""
     if all(recipe == recipes[0] for recipe in recipes):
         return recipes[0]
-    kinds = {recipe.kind for recipe in recipes}
-    as_logmel = {dataclasses.replace(recipe, kind="logmel") for recipe in recipes}
-    if kinds == {"logmel", "pcen"} and len(as_logmel) == 1 and recipes[0].standardise != "global":
-        return dataclasses.replace(recipes[0], kind="logmel_pcen")
-    return None
+    log_mel = {recipe for recipe in recipes if recipe.kind == "logmel"}
+    per_channel = {recipe for recipe in recipes if recipe.kind == "pcen"}
+    if len(log_mel) != 1 or len(per_channel) != 1 or len(log_mel) + len(per_channel) != len(set(recipes)):
+        return None
+    (log_mel_recipe,), (pcen_recipe,) = log_mel, per_channel
+    joined = dataclasses.replace(pcen_recipe, kind="logmel_pcen", standardise=log_mel_recipe.standardise,
+                                 mean=log_mel_recipe.mean, std=log_mel_recipe.std)
+    pcen_fields = {name: getattr(pcen_recipe, name) for name in PCEN_FIELDS}
+    if pcen_recipe.standardise != "window" or dataclasses.replace(
+            log_mel_recipe, kind="logmel_pcen", **pcen_fields) != joined:
+        return None
+    return joined
 
 
 def ensemble_recipe(name: str) -> FeatureRecipe | None:

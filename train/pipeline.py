@@ -61,9 +61,13 @@ def raw_recipe(recipe: FeatureRecipe) -> FeatureRecipe:
 
 
 def _standardise(features: np.ndarray, recipe: Any) -> np.ndarray:
-    if recipe.standardise == "global":
-        return (features - recipe.mean) / recipe.std
-    return features
+    """`raw_recipe` features standardised as `recipe` says (`logmel_pcen`: its log-mel half only)."""
+    if recipe.standardise != "global":
+        return features
+    if recipe.kind == "logmel_pcen":
+        log_mel = (features[..., :recipe.n_mels] - recipe.mean) / recipe.std
+        return np.concatenate([log_mel, features[..., recipe.n_mels:]], axis=-1).astype(features.dtype)
+    return (features - recipe.mean) / recipe.std
 
 
 HARD_NEGATIVE_SCORE = 0.2  # teacher siren score above which a real non-siren window counts as hard

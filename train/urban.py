@@ -32,7 +32,7 @@ from train.augment import add_noise_floor, band_limit, mic_colouring, mix_at_snr
 from train.datasets import Clip, DatasetError
 from train.examples import SILENT_POSITIVE_DBFS, Examples, features_of, load_real_windows, rms_dbfs
 from train.fit import FitSettings, fit_model, predict, standardised_recipe
-from train.models import ARCHITECTURES, Architecture, count_macs
+from train.models import ARCHITECTURES, Architecture, count_macs, ensemble_members, input_bins
 from train.pipeline import _standardise, raw_recipe, refuse_other_settings, write_report
 from train.tune_tracker import replay
 from train.yamnet_teacher import (
@@ -165,7 +165,7 @@ class UrbanConfig:
     seed: int = 0
     without_teacher_baseline: bool = True  # with a teacher: also cross-validate each network without it
     member: int | None = None  # fit only this member (0-based) of the shipped average: its CV and final fit
-    ship_seeds: int = 1  # the shipped model averages this many fits of the chosen variant (fit seeds seed, seed+1, ..)
+    ship_seeds: int = 1  # the shipped model averages this many fits of each network it ships (seeds seed, seed+1..)
 
 
 @dataclass
@@ -581,15 +581,15 @@ def run_urban(config: UrbanConfig) -> dict[str, Any]:
         return _fit_member(config, data, results)
     oof_of: dict[str, np.ndarray] = {}
     feature_cache: dict[Any, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    ship_key = (raw_recipe(ARCHITECTURES[config.ship].recipe), True)  # the final fits' features
+    ship_keys = {(raw_recipe(ARCHITECTURES[name].recipe), True) for name in ensemble_members(config.ship)}
     variants = variants_for(config)
     augmented_recipes = {raw_recipe(v.arch.recipe) for v in variants if v.augmented}
     for index, variant in enumerate(variants):
         key = (raw_recipe(variant.arch.recipe), variant.augmented)
         if key not in feature_cache:  # free what no variant still to come (nor a final fit) reads
             needed = {(raw_recipe(v.arch.recipe), v.augmented) for v in variants[index:]}
-            if config.out_model is not None:
-                needed.add(ship_key)
+            if config.out_model is not None:  # the final fits' features
+                needed |= ship_keys
             for other in [k for k in feature_cache if k not in needed]:
                 del feature_cache[other]
             feature_cache[key] = _features(data, variant.arch.recipe, variant.augmented)
@@ -615,28 +615,48 @@ def run_urban(config: UrbanConfig) -> dict[str, Any]:
                                                  config.teacher_yamnet_weight), data)}
         write_report(results, config.report_dir)
     if config.out_model is not None:
-        candidates = [n for n in (config.ship, taught(config.ship)) if n in results["models"]]
-        chosen = max(candidates, key=lambda n: results["models"][n]["slice_accuracy_mean"])
-        rule = (f"the higher mean slice accuracy of {' and '.join(candidates)} (with and without YAMNet as "
-                "teacher, one fit seed each)" if len(candidates) > 1 else "the only variant cross-validated")
+        chosen, rules = [], []
+        for network in ensemble_members(config.ship):
+            candidates = [n for n in (network, taught(network)) if n in results["models"]]
+            chosen.append(max(candidates, key=lambda n: results["models"][n]["slice_accuracy_mean"]))
+            rules.append(f"the higher mean slice accuracy of {' and '.join(candidates)} (with and without YAMNet "
+                         "as teacher, one fit seed each)" if len(candidates) > 1
+                         else f"{candidates[0]}, the only variant of {network} cross-validated")
+        rule = "; ".join(rules)
         if config.ship_seeds > 1:
-            rule += f"; shipped as the mean of {config.ship_seeds} fits of it, each cross-validated"
-        results["chosen"] = {"variant": chosen, "rule": rule}
-        variant = next(v for v in variants_for(config) if v.name == chosen)
-        feats = feature_cache[ship_key]
-        members = shipped_members(variant, config.ship_seeds)
-        for member in members[1:]:
-            oof_of[member.name] = _evaluate(member, data, config, feats, results)
-        shipped = chosen if len(members) == 1 else _record_average(members, oof_of, data, config, results)
-        results["shipped"] = ship_urban(members, shipped, data, config, results, oof_of[shipped], feats)
+            rule += f"; each shipped as {config.ship_seeds} fits, each cross-validated"
+        if len(chosen) > 1:
+            rule += "; the shipped model averages them all"
+        results["chosen"] = {"variant": " + ".join(chosen), "rule": rule}
+        members = [member for name in chosen for member in
+                   shipped_members(next(v for v in variants_for(config) if v.name == name), config.ship_seeds)]
+        member_feats = {member.name: feature_cache[(raw_recipe(member.arch.recipe), True)] for member in members}
+        for member in members:
+            if member.name not in oof_of:
+                oof_of[member.name] = _evaluate(member, data, config, member_feats[member.name], results)
+        shipped = members[0].name if len(members) == 1 else _record_average(members, oof_of, data, config, results)
+        results["shipped"] = ship_urban(members, shipped, data, config, results, oof_of[shipped], member_feats)
         write_report(results, config.report_dir)
     return results
 
 
 def shipped_members(variant: Variant, ship_seeds: int) -> list[Variant]:
-    """The fits the shipped model averages: the variant, then its next fit seeds named `<variant>@<seed>`."""
+    """The fits of one shipped network: the variant, then its next fit seeds named `<variant>@<seed>`."""
     return [variant, *(dataclasses.replace(variant, name=f"{variant.name}@{seed}", fit_seed=seed)
                        for seed in range(variant.fit_seed + 1, variant.fit_seed + ship_seeds))]
+
+
+def all_shipped_members(config: UrbanConfig) -> list[Variant]:
+    """Every fit the shipped model averages, network by network (`--member K` fits the K-th), where each network
+    of `config.ship` has one variant to fit (with a teacher: `--teacher-only`)."""
+    members = []
+    for network in ensemble_members(config.ship):
+        candidates = [v for v in variants_for(config) if v.name in (network, taught(network))]
+        if len(candidates) != 1:
+            raise DetectorError(f"--member: {network} has {len(candidates)} variants to choose from; "
+                                "add --teacher-only")
+        members += shipped_members(candidates[0], config.ship_seeds)
+    return members
 
 
 def _drop_raw_augmented(data: UrbanData) -> None:
@@ -648,11 +668,10 @@ def _fit_member(config: UrbanConfig, data: UrbanData, results: dict[str, Any]) -
     """One member of the shipped average alone: its CV and its final fit, saved in the report folder for a
     later run's `--reuse-cv` to export with the others, so a pair is fitted in parallel, one process a core."""
     assert config.member is not None
-    candidates = [v for v in variants_for(config) if v.name in (config.ship, taught(config.ship))]
-    if len(candidates) != 1:
-        raise DetectorError(f"--member: {config.ship} has {len(candidates)} variants to choose from; "
-                           "add --teacher-only")
-    member = shipped_members(candidates[0], config.ship_seeds)[config.member]
+    members = all_shipped_members(config)
+    if not 0 <= config.member < len(members):
+        raise DetectorError(f"--member must be 0..{len(members) - 1} ({config.ship}, --ship-seeds {config.ship_seeds})")
+    member = members[config.member]
     feats = _features(data, member.arch.recipe, True)
     _drop_raw_augmented(data)
     _evaluate(member, data, config, feats, results)
@@ -690,15 +709,21 @@ def _record_average(members: Sequence[Variant], oof_of: dict[str, np.ndarray], d
                     config: UrbanConfig, results: dict[str, Any]) -> str:
     """The shipped average of several fits, evaluated as it runs: the mean of their out-of-fold probabilities
     (each fit held out on the same folds). Returns its name in `results`."""
-    name = f"{members[0].name}_x{len(members)}"
+    if len({member.arch.name for member in members}) == 1:
+        name = f"{members[0].name}_x{len(members)}"
+        description = (f"mean of the probabilities of {len(members)} fits (fit seeds "
+                       f"{', '.join(str(member.fit_seed) for member in members)}) of {members[0].arch.description}")
+    else:
+        name = "_and_".join(member.name for member in members)
+        description = "mean of the probabilities of " + "; ".join(
+            f"{member.arch.description}" + (f" (fit seed {member.fit_seed})" if member.fit_seed else "")
+            for member in members)
     oof_of[name] = np.mean([oof_of[member.name] for member in members], axis=0)
     first = results["models"][members[0].name]
     results["models"][name] = {
         **{k: first[k] for k in ("tutorial", "trained_on", "teacher_weight", "epochs", "transfer_per_recording")},
-        "description": f"mean of the probabilities of {len(members)} fits (fit seeds "
-                       f"{', '.join(str(member.fit_seed) for member in members)}) of {members[0].arch.description}",
-        "members": [member.name for member in members],
-        "parameters": first["parameters"] * len(members), "macs_per_window": first["macs_per_window"] * len(members),
+        "description": description, "members": [member.name for member in members],
+        **{k: sum(results["models"][member.name][k] for member in members) for k in ("parameters", "macs_per_window")},
         **accuracy_report(oof_of[name], data)}
     plot_confusion(results["models"][name]["confusion"], f"{name}: slices of held-out folds {data.test_folds}",
                    config.report_dir / f"{name}_confusion.png")
@@ -750,24 +775,25 @@ def final_fit(member: Variant, data: UrbanData, feats: tuple[np.ndarray, np.ndar
 
 
 def ship_urban(members: Sequence[Variant], name: str, data: UrbanData, config: UrbanConfig, results: dict[str, Any],
-               oof: np.ndarray, feats: tuple[np.ndarray, np.ndarray, np.ndarray]) -> dict[str, Any]:
+               oof: np.ndarray, feats: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict[str, Any]:
     """Fit each member (one variant, one fit seed each) on every real window (all folds, extras) and its
     augmentations, average them into one network, export int8 with its card. `name`: the CV entry of
-    `results` the card quotes; `oof`: its out-of-fold scores, which choose the threshold and tracker."""
+    `results` the card quotes; `oof`: its out-of-fold scores, which choose the threshold and tracker;
+    `feats`: each member's raw features by member name."""
     from train.export import export_model
     from train.ship import LICENCE_NOTE, export_windows, one_network
 
     scored = data.scored
     choice = choose_threshold(oof[scored], data.real.labels[scored])
     tracker = choose_tracker(oof, data, choice["threshold"])
-    real_feats, aug_feats, transfer_feats = feats
     models, recipes = [], []
     for member in members:
-        fitted, member_recipe = final_fit(member, data, feats, config)
+        fitted, member_recipe = final_fit(member, data, feats[member.name], config)
         models.append(fitted)
         recipes.append(member_recipe)
     model, recipe = one_network(name, models, recipes)
     variant = members[0]
+    real_feats, aug_feats, transfer_feats = joined_features(members, recipes, recipe, feats)
     representative, check = export_windows(real_feats, aug_feats, recipe, config.representative_windows)
     card = {
         "name": config.out_model.stem if config.out_model else "urban",
@@ -778,7 +804,8 @@ def ship_urban(members: Sequence[Variant], name: str, data: UrbanData, config: U
         "positive_labels": list(URBAN_LABELS),
         "sample_rate": 16000, "window_s": 2.0, "hop_s": 1.0,
         "features": recipe.to_dict(),
-        "architecture": variant.arch.name, "parameters": int(model.count_params()),
+        "architecture": "+".join(dict.fromkeys(member.arch.name for member in members)),
+        "parameters": int(model.count_params()),
         "macs_per_window": sum(count_macs(fitted) for fitted in models),
         "threshold": choice["threshold"],
         "threshold_choice": choice,
@@ -819,3 +846,14 @@ def ship_urban(members: Sequence[Variant], name: str, data: UrbanData, config: U
     return {"path": str(config.out_model), "bytes": written["tflite_bytes"], "sha256": written["tflite_sha256"],
             "export_check": written["export_check"], "threshold": choice, "tracker": tracker}
 
+
+
+def joined_features(members: Sequence[Variant], recipes: Sequence[Any], joined: Any,
+                    feats: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, ...]:
+    """The raw features of the exported graph's one input (`joined`), put together from the members' own:
+    each network's bins (`input_bins`) hold its features, so no audio is needed again."""
+    parts: dict[int, tuple[np.ndarray, ...]] = {}
+    for member, recipe in zip(members, recipes, strict=True):
+        parts.setdefault(input_bins(recipe, joined)[0], feats[member.name])
+    ordered = [parts[start] for start in sorted(parts)]
+    return tuple(np.concatenate([part[index] for part in ordered], axis=-1) for index in range(3))
