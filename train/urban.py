@@ -668,10 +668,7 @@ def _fit_member(config: UrbanConfig, data: UrbanData, results: dict[str, Any]) -
     """One member of the shipped average alone: its CV and its final fit, saved in the report folder for a
     later run's `--reuse-cv` to export with the others, so a pair is fitted in parallel, one process a core."""
     assert config.member is not None
-    members = all_shipped_members(config)
-    if not 0 <= config.member < len(members):
-        raise DetectorError(f"--member must be 0..{len(members) - 1} ({config.ship}, --ship-seeds {config.ship_seeds})")
-    member = members[config.member]
+    member = all_shipped_members(config)[config.member]  # siren-train checked the index
     feats = _features(data, member.arch.recipe, True)
     _drop_raw_augmented(data)
     _evaluate(member, data, config, feats, results)
