@@ -7,7 +7,6 @@ features included. Accuracy comes from `benchmarks/cv_accuracy.json`, the saved 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import tempfile
 import time
@@ -54,6 +53,7 @@ def _yamnet_row(path: Path, windows: np.ndarray) -> dict[str, Any]:
 def run(windows: np.ndarray, yamnet: Path | None) -> dict[str, Any]:
     from train.export import convert_int8
     from train.models import ARCHITECTURES, architecture_of, count_macs, ensemble_members, ensemble_recipe
+    from train.pipeline import raw_recipe
     from train.ship import average_models
 
     accuracy = json.loads(CV_ACCURACY.read_text())
@@ -63,11 +63,10 @@ def run(windows: np.ndarray, yamnet: Path | None) -> dict[str, Any]:
     for name in [*ARCHITECTURES, *ensembles]:
         archs = [architecture_of(member) for member in ensemble_members(name)]
         arch = archs[0]
-        recipe = ensemble_recipe(name)  # log-mel and PCEN members read one stacked input
-        if recipe is None:
+        joined = ensemble_recipe(name)  # log-mel and PCEN members read one stacked input
+        if joined is None:
             raise ValueError(f"{name}: its members cannot share one input")
-        if recipe.standardise == "global":
-            recipe = dataclasses.replace(recipe, standardise="none")
+        recipe = raw_recipe(joined)
         members = [member.build(member.recipe.shape(windows.shape[1]), 2) for member in archs]
         model = members[0] if len(members) == 1 else average_models(members, [a.recipe for a in archs])
         calibration = compute_features(windows[:50], recipe)

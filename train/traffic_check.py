@@ -31,7 +31,7 @@ import numpy as np
 from detector.tracker import OFF_FRACTION, TrackerSettings
 from train.datasets import load_dataset
 from train.examples import load_siren_task_windows
-from train.tune_tracker import DEFAULT_TRAFFIC, replay, traffic_mask
+from train.tune_tracker import DEFAULT_TRAFFIC, clip_sources, replay, traffic_mask
 
 ONSET = (2, 3)  # the k of n shipped from session 6 to 15, kept so the README's tables compare
 SEARCH_STEPS = 30  # bisection of the on-threshold: about 1e-9 wide at the end
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     clips = load_dataset(args.data, "binary_label")
-    sources = [f"{clip.dataset}/{clip.label}" for clip in load_dataset(args.data, "label")]
+    sources = clip_sources([args.data])
     real = load_siren_task_windows(clips)
     traffic = traffic_mask([sources[i] for i in real.clip_ids], tuple(args.traffic or DEFAULT_TRAFFIC))
     if not traffic.any() or traffic[real.labels == 1].any():

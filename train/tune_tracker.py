@@ -67,6 +67,12 @@ def replay(settings: TrackerSettings, scores: np.ndarray) -> tuple[int, float | 
     return starts, first
 
 
+def clip_sources(data: list[Path]) -> list[str]:
+    """Each clip's `dataset/label` by its source label, in `load_dataset`'s order (the `clip_ids` of its windows),
+    whichever label column the clips were trained on: what `traffic_mask` matches."""
+    return [f"{clip.dataset}/{clip.label}" for source in data for clip in load_dataset(source, "label")]
+
+
 def traffic_mask(sources: list[str], traffic: tuple[str, ...]) -> np.ndarray:
     """Which windows (or clips) are traffic: `sources[i]` is the window's `dataset/label`; a spec matches the dataset
     alone or the dataset and label."""
@@ -132,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     boundaries = np.flatnonzero(np.diff(real.clip_ids[order])) + 1
     parts = np.split(order, boundaries)
     clips = [(bool(real.labels[part[0]]), scores[part]) for part in parts]
-    sources = [f"{clip.dataset}/{clip.label}" for source in args.data for clip in load_dataset(source, "label")]
+    sources = clip_sources(args.data)
     traffic_specs = tuple(args.traffic or DEFAULT_TRAFFIC)
     is_traffic = traffic_mask([sources[real.clip_ids[part[0]]] for part in parts], traffic_specs)
     if args.traffic and not is_traffic.any():

@@ -617,19 +617,18 @@ def run_urban(config: UrbanConfig) -> dict[str, Any]:
     if config.out_model is not None:
         chosen, rules = [], []
         for network in ensemble_members(config.ship):
-            candidates = [n for n in (network, taught(network)) if n in results["models"]]
-            chosen.append(max(candidates, key=lambda n: results["models"][n]["slice_accuracy_mean"]))
-            rules.append(f"the higher mean slice accuracy of {' and '.join(candidates)} (with and without YAMNet "
-                         "as teacher, one fit seed each)" if len(candidates) > 1
-                         else f"{candidates[0]}, the only variant of {network} cross-validated")
+            candidates = network_variants(config, network)  # every one cross-validated above
+            chosen.append(max(candidates, key=lambda v: results["models"][v.name]["slice_accuracy_mean"]))
+            rules.append(f"the higher mean slice accuracy of {' and '.join(v.name for v in candidates)} (with and "
+                         "without YAMNet as teacher, one fit seed each)" if len(candidates) > 1
+                         else f"{candidates[0].name}, the only variant of {network} cross-validated")
         rule = "; ".join(rules)
         if config.ship_seeds > 1:
             rule += f"; each shipped as {config.ship_seeds} fits, each cross-validated"
         if len(chosen) > 1:
             rule += "; the shipped model averages them all"
-        results["chosen"] = {"variant": " + ".join(chosen), "rule": rule}
-        members = [member for name in chosen for member in
-                   shipped_members(next(v for v in variants_for(config) if v.name == name), config.ship_seeds)]
+        results["chosen"] = {"variant": " + ".join(variant.name for variant in chosen), "rule": rule}
+        members = [member for variant in chosen for member in shipped_members(variant, config.ship_seeds)]
         member_feats = {member.name: feature_cache[(raw_recipe(member.arch.recipe), True)] for member in members}
         for member in members:
             if member.name not in oof_of:
@@ -646,12 +645,17 @@ def shipped_members(variant: Variant, ship_seeds: int) -> list[Variant]:
                        for seed in range(variant.fit_seed + 1, variant.fit_seed + ship_seeds))]
 
 
+def network_variants(config: UrbanConfig, network: str) -> list[Variant]:
+    """The variants of one network of `config.ship` the run cross-validates: with and/or without the teacher."""
+    return [v for v in variants_for(config) if v.name in (network, taught(network))]
+
+
 def all_shipped_members(config: UrbanConfig) -> list[Variant]:
     """Every fit the shipped model averages, network by network (`--member K` fits the K-th), where each network
     of `config.ship` has one variant to fit (with a teacher: `--teacher-only`)."""
     members = []
     for network in ensemble_members(config.ship):
-        candidates = [v for v in variants_for(config) if v.name in (network, taught(network))]
+        candidates = network_variants(config, network)
         if len(candidates) != 1:
             raise DetectorError(f"--member: {network} has {len(candidates)} variants to choose from; "
                                 "add --teacher-only")
