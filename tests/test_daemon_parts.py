@@ -24,7 +24,7 @@ from detector.resample import StreamResampler
 from detector.ringbuffer import RingBuffer
 from detector.sources import EndOfAudio, FileSource, SyntheticSource
 from detector.spool import Message, Spool
-from detector.tracker import EventTracker, TrackerSettings
+from detector.tracker import BACKTRACK_WINDOWS, EventTracker, TrackerSettings
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"
@@ -139,6 +139,14 @@ def test_k_of_n_onset_and_hysteresis_keep_one_event() -> None:
     assert start.start_s == pytest.approx(2.0)  # window 1 (0.5 >= off) is where the evidence rose; centre 1 + 1
     assert end.end_s == pytest.approx(9.0)  # last window >= off is 8, centre 9
     assert start.event_id == end.event_id and end.confidence == pytest.approx(0.9)
+
+
+def test_a_slowly_confirmed_siren_starts_where_its_evidence_rose() -> None:
+    scores = [0.1, 0.1] + [0.5] * 7 + [0.9, 0.9, 0.9] + [0.1] * 4  # between off and on for 7 windows
+    assert run_tracker(scores)[0].start_s == pytest.approx(3.0)  # window 2, centre 2 + 1
+    always_above_off = [0.5] * 15 + [0.9, 0.9]
+    earliest_held = len(always_above_off) - (TRACKER.onset_of + BACKTRACK_WINDOWS)
+    assert run_tracker(always_above_off)[0].start_s == pytest.approx(earliest_held + 1.0)  # no further back
 
 
 def test_minimum_length_and_refractory_gap() -> None:

@@ -24,6 +24,7 @@ LOGMEL_64_BAND = FeatureRecipe(kind="logmel", frame_length=512, hop_length=480, 
                                standardise="band")
 PCEN_64_WINDOW = FeatureRecipe(kind="pcen", frame_length=512, hop_length=480, n_fft=512, n_mels=64,
                                standardise="window")
+PCEN_64_FAST_WINDOW = dataclasses.replace(PCEN_64_WINDOW, pcen_time_constant=0.2)  # follows level changes faster
 WAVEFORM = FeatureRecipe(kind="waveform", standardise="none")
 
 
@@ -183,6 +184,10 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture("dscnn_m_pcen_sa", PCEN_64_WINDOW, dscnn_builder(24, DSCNN_BLOCKS, spec_augment=True),
                      False, "mel 64 with per-channel energy normalisation, each window standardised, SpecAugment "
                      "while training -> depthwise-separable CNN, width 24"),
+        Architecture("dscnn_m_pcen_fast_sa", PCEN_64_FAST_WINDOW,
+                     dscnn_builder(24, DSCNN_BLOCKS, spec_augment=True), False,
+                     "mel 64 with per-channel energy normalisation smoothed over 0.2 s, each window standardised, "
+                     "SpecAugment while training -> depthwise-separable CNN, width 24"),
         Architecture("dscnn_m_band_sa", LOGMEL_64_BAND, dscnn_builder(24, DSCNN_BLOCKS, spec_augment=True),
                      False, "log-mel 64, each band's mean over the window removed, SpecAugment while training -> "
                      "depthwise-separable CNN, width 24"),
