@@ -22,9 +22,8 @@ from detector.errors import ConfigError
 from detector.model import ModelCard
 
 OFF_FRACTION = 0.5  # default off-threshold as a share of the on-threshold
-# how far before the onset windows the start may be placed: 8 s at a 1 s hop. At 4, one generated phaser in
-# 76 (soak scenes, session 18) sat between off and on for 7 s and was placed 3.5 s late; at 8 no start on those
-# scenes is more than 0.65 s early or 2.5 s late, for the session-16 and session-18 models
+# how far before the onset windows the start may be placed (8 s at a 1 s hop): a siren the model is unsure of
+# can sit between off and on for several windows before it confirms (docs/EXPERIMENTS.md, session 18)
 BACKTRACK_WINDOWS = 8
 
 

@@ -358,9 +358,10 @@ def test_a_log_mel_and_a_pcen_network_ship_as_one_urban_graph(tmp_path: Path) ->
     rng = np.random.default_rng(3)
     windows = np.stack([class_audio(label, 2.0, rng) for label in URBAN_LABELS]).astype(np.float32)
     each_own = [compute_features(windows, recipe) for _, recipe in fits]
-    np.testing.assert_allclose(Classifier(out).features(windows), np.concatenate(each_own, axis=-1), atol=1e-4)
+    classifier = Classifier(out)
+    np.testing.assert_allclose(classifier.features(windows), np.concatenate(each_own, axis=-1), atol=1e-4)
     expected = np.mean([model.predict(own, verbose=0) for (model, _), own in zip(fits, each_own, strict=True)], axis=0)
-    np.testing.assert_allclose(Classifier(out).predict(windows), expected, atol=0.03)
+    np.testing.assert_allclose(classifier.predict(windows), expected, atol=0.03)
 
 
 def test_the_joined_input_is_put_together_from_each_networks_own_features() -> None:
