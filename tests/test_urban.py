@@ -18,6 +18,7 @@ from detector.model import Classifier
 from detector.yamnet import URBAN_CLASSES
 from tests.yamnet_file import YAMNET, needs_yamnet
 from train.datasets import Clip, DatasetError, load_dataset, load_datasets, load_urbansound8k
+from train.fit import FitSettings
 from train.urban import (
     EXTRA_LABELS,
     URBAN_LABELS,
@@ -455,12 +456,16 @@ def test_saved_urban_cv_is_reused_only_with_the_same_seed_teacher_and_augmentati
     assert np.array_equal(_reused(config, saved, 6), scores)
     changed = [dataclasses.replace(saved, teacher_weight=0.5), dataclasses.replace(saved, fit_seed=1),
                dataclasses.replace(saved, epochs=8), dataclasses.replace(saved, teacher_yamnet_weight=0.5)]
-    differences = ["teacher_weight 1.0 there, 0.5 here", "fit_seed 0 there, 1 here", "epochs 12 there, 8 here",
+    differences = ["teacher_weight 1.0 there, 0.5 here", "fit.seed 0 there, 1 here", "fit.epochs 12 there, 8 here",
                    "teacher_yamnet_weight None there, 0.5 here"]
     for variant, difference in zip(changed, differences, strict=True):
         with pytest.raises(DetectorError, match=f"dscnn_s\\+teacher's saved CV was made with other settings "
                                                 f"\\({difference}\\)"):
             _reused(config, variant, 6)
+    for fit, difference in ((FitSettings(epochs=12, learning_rate=1e-3), "fit.learning_rate 0.002 there, 0.001 here"),
+                            (FitSettings(epochs=12, batch_size=32), "fit.batch_size 64 there, 32 here")):
+        with pytest.raises(DetectorError, match=difference):
+            _reused(dataclasses.replace(config, fit=fit), saved, 6)
     with pytest.raises(DetectorError, match="augment_copies 1 there, 2 here"):
         _reused(dataclasses.replace(config, augment_copies=2), saved, 6)
     with pytest.raises(DetectorError, match="augment_seed 0 there, 1 here"):  # another augmentation draw

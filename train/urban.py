@@ -372,8 +372,7 @@ def train_variant(variant: Variant, data: UrbanData, feats: tuple[np.ndarray, np
             embeddings[mask] for embeddings, mask in ((data.augmented_embeddings, aug_mask),
                                                       (data.transfer_embeddings, transfer_mask)) if mask.any())]))
     recipe = standardised_recipe(variant.arch.recipe, features)
-    settings = dataclasses.replace(config.fit, epochs=variant.epochs, mimic_weight=variant.mimic_weight,
-                                   seed=variant.fit_seed)
+    settings = variant_fit_settings(variant, config)
     print(f"[{variant.name}] {int(real_mask.sum())} real + {int(aug_mask.sum())} augmented + "
           f"{int(transfer_mask.sum())} unlabelled training windows, {variant.epochs} epochs", flush=True)
     if recipe.standardise == "global":  # in place: the concatenation is this fit's own, and its largest array
@@ -525,9 +524,17 @@ def _reused(config: UrbanConfig, variant: Variant, n_windows: int) -> np.ndarray
     return scores
 
 
+def variant_fit_settings(variant: Variant, config: UrbanConfig) -> FitSettings:
+    """The run's fit settings with the variant's own epochs, mimicry and fit seed."""
+    return dataclasses.replace(config.fit, epochs=variant.epochs, mimic_weight=variant.mimic_weight,
+                               seed=variant.fit_seed)
+
+
 def _oof_meta(variant: Variant, config: UrbanConfig) -> dict[str, Any]:
-    """What saved out-of-fold scores must match to be reused."""
-    return {"epochs": variant.epochs, "fit_seed": variant.fit_seed,
+    """What saved out-of-fold scores (and a saved final fit) must match to be reused: every fit setting
+    (learning rate and batch size too), the augmentation, the teacher and the unlabelled windows."""
+    fit = {k: v for k, v in dataclasses.asdict(variant_fit_settings(variant, config)).items() if k != "verbose"}
+    return {"fit": fit,
             **({"augment_copies": config.augment_copies, "augment_seed": config.seed} if variant.augmented else {}),
             **({"teacher": TEACHER, "teacher_weight": variant.teacher_weight} if variant.teacher_weight else {}),
             **({"teacher_yamnet_weight": variant.teacher_yamnet_weight}
