@@ -188,6 +188,10 @@ ARCHITECTURES: dict[str, Architecture] = {
                      dscnn_builder(24, DSCNN_BLOCKS, spec_augment=True), False,
                      "mel 64 with per-channel energy normalisation smoothed over 0.2 s, each window standardised, "
                      "SpecAugment while training -> depthwise-separable CNN, width 24"),
+        Architecture("dscnn_w28_pcen_fast_sa", PCEN_64_FAST_WINDOW,
+                     dscnn_builder(28, DSCNN_BLOCKS, spec_augment=True), False,
+                     "mel 64 with per-channel energy normalisation smoothed over 0.2 s, each window standardised, "
+                     "SpecAugment while training -> depthwise-separable CNN, width 28"),
         Architecture("dscnn_m_band_sa", LOGMEL_64_BAND, dscnn_builder(24, DSCNN_BLOCKS, spec_augment=True),
                      False, "log-mel 64, each band's mean over the window removed, SpecAugment while training -> "
                      "depthwise-separable CNN, width 24"),
