@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "and a worse student, README)")
     parser.add_argument("--augment-copies", type=int, default=1,
                         help="urban: augmented copies of each real training window (default 1)")
+    parser.add_argument("--generated-jackhammers", type=int, default=0,
+                        help="urban: N generated jackhammers over real training windows, hard-labelled, among the "
+                             "augmented windows (default 0)")
     parser.add_argument("--transfer-windows", type=int, default=0,
                         help="urban with --yamnet: up to N windows of each recording that maps onto none of the "
                              "ten classes train the teacher variant on the teacher's probabilities alone "
@@ -169,10 +172,10 @@ def _urban(args: argparse.Namespace, names: tuple[str, ...], shipped: list[str])
         print(f"siren-train: error: --ship: {tutorial[0]} is a tutorial baseline; ship the project's models",
               file=sys.stderr)
         return 2
-    if (args.augment_copies < 0 or not 0 <= args.teacher_weight <= 1 or args.ship_seeds < 1
-            or (args.representative_windows is not None and args.representative_windows < 1)):
-        print("siren-train: error: need --augment-copies >= 0, 0 <= --teacher-weight <= 1, --ship-seeds >= 1 and "
-              "--representative-windows >= 1", file=sys.stderr)
+    if (args.augment_copies < 0 or args.generated_jackhammers < 0 or not 0 <= args.teacher_weight <= 1
+            or args.ship_seeds < 1 or (args.representative_windows is not None and args.representative_windows < 1)):
+        print("siren-train: error: need --augment-copies >= 0, --generated-jackhammers >= 0, 0 <= --teacher-weight "
+              "<= 1, --ship-seeds >= 1 and --representative-windows >= 1", file=sys.stderr)
         return 2
     if args.transfer_windows < 0 or (args.transfer_windows and not (args.yamnet and args.teacher_weight > 0)):
         print("siren-train: error: --transfer-windows needs --yamnet PATH and --teacher-weight > 0 (and N >= 0)",
@@ -204,7 +207,8 @@ def _urban(args: argparse.Namespace, names: tuple[str, ...], shipped: list[str])
             clips=clips, report_dir=args.report, architectures=names, ship=args.ship,
             out_model=None if args.no_ship else args.out,
             fit=FitSettings(epochs=args.epochs, seed=args.seed), tutorial_epochs=args.tutorial_epochs,
-            augment_copies=args.augment_copies, teacher_weight=args.teacher_weight,
+            augment_copies=args.augment_copies, generated_jackhammers=args.generated_jackhammers,
+            teacher_weight=args.teacher_weight,
             teacher_yamnet_weight=args.teacher_yamnet_weight, transfer_per_recording=args.transfer_windows,
             mimic_weight=args.mimic_weight, yamnet_path=args.yamnet,
             reuse_cv=args.reuse_cv, seed=args.seed, ship_seeds=args.ship_seeds,
