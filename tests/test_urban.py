@@ -507,3 +507,6 @@ def test_saved_urban_cv_is_reused_only_with_the_same_seed_teacher_and_augmentati
     with pytest.raises(DetectorError, match="windows 6 there, 7 here"):
         _reused(config, saved, 7)
     assert _reused(config, dataclasses.replace(saved, name="dscnn_m+teacher"), 6) is None  # none saved: CV runs
+    (tmp_path / "dscnn_s+teacher_oof.json").write_text(json.dumps({"epochs": 12, "fit_seed": 0}))  # an old record
+    with pytest.raises(DetectorError, match="saved CV does not record its fit settings"):
+        _reused(config, saved, 6)

@@ -550,7 +550,11 @@ def _reused(config: UrbanConfig, variant: Variant, n_windows: int) -> np.ndarray
     if not path.exists() or not meta.exists():
         return None
     scores = np.load(path)
-    refuse_other_settings({**json.loads(meta.read_text()), "windows": len(scores)},
+    earlier = json.loads(meta.read_text())
+    if "fit" not in earlier:
+        raise DetectorError(f"{config.reuse_cv}: {variant.name}'s saved CV does not record its fit settings "
+                            "(saved before session 19); run its CV again")
+    refuse_other_settings({**earlier, "windows": len(scores)},
                           {**_oof_meta(variant, config), "windows": n_windows},
                           f"{config.reuse_cv}: {variant.name}'s saved CV")
     print(f"[{variant.name}] reusing out-of-fold scores from {config.reuse_cv}", flush=True)
