@@ -225,3 +225,36 @@ def test_a_jackhammer_pulses_at_a_breakers_blow_rate(seed: int) -> None:
     rate_hz, prominence = _envelope_peak(x)
     assert 7.5 <= rate_hz <= 29.0 and prominence > 20
     assert _envelope_peak(0.05 * synth.pink_noise(3 * SR, np.random.default_rng(seed)))[1] < 10
+
+
+def _envelope_prominence(x: np.ndarray) -> float:
+    """How far the strongest envelope modulation in 8-70 Hz (an engine's firing rate) stands out: power over
+    the band's median."""
+    envelope = np.abs(signal.hilbert(x))[::16]  # 1 kHz
+    freqs, power = signal.welch(envelope - envelope.mean(), 1000, nperseg=1024)
+    band = (freqs > 8) & (freqs < 70)
+    return float(power[band].max() / np.median(power[band]))
+
+
+def _share_below_1khz(x: np.ndarray) -> float:
+    freqs, power = signal.welch(x, SR, nperseg=2048)
+    return float(power[freqs < 1000].sum() / power.sum())
+
+
+@pytest.mark.parametrize("name", synth.CLASS_GENERATORS)
+def test_class_generators_are_reproducible_at_rms_0_05(name: str) -> None:
+    generate = synth.CLASS_GENERATORS[name]
+    x = generate(3 * SR, np.random.default_rng(3), SR)
+    assert x.dtype == np.float32 and x.shape == (3 * SR,) and np.isfinite(x).all()
+    assert np.array_equal(x, generate(3 * SR, np.random.default_rng(3), SR))
+    assert float(np.sqrt(np.mean(x.astype(np.float64) ** 2))) == pytest.approx(0.05, rel=1e-3)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_an_idling_engine_pulses_below_1_khz_and_an_air_conditioner_is_steady(seed: int) -> None:
+    """Real idling engines in UrbanSound8K pulse at their firing rate with most energy below 1 kHz; air
+    conditioners hum as low but hardly pulse (plain pink noise: prominence about 3-5)."""
+    engine = synth.generate_engine_idling(3 * SR, np.random.default_rng(seed))
+    conditioner = synth.generate_air_conditioner(3 * SR, np.random.default_rng(seed))
+    assert _envelope_prominence(engine) > 50 and _share_below_1khz(engine) > 0.75
+    assert _envelope_prominence(conditioner) < 15 and _share_below_1khz(conditioner) > 0.85

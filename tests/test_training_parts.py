@@ -554,3 +554,18 @@ def test_tune_tracker_names_a_missing_scores_file_in_one_line(tmp_path: Path,
     assert main(["--data", str(tmp_path / "index.csv"), "--oof", str(scores), "--confirm", str(missing)]) == 2
     err = capsys.readouterr().err
     assert err == f"tune_tracker: error: {missing}: no such file\n"
+
+
+def test_urban_generated_classes_are_checked_before_anything_loads(capsys: pytest.CaptureFixture[str]) -> None:
+    from train.cli import main
+
+    urban = ["--task", "urban", "--data", "unused.csv", "--teacher-weight", "0"]
+    assert main([*urban, "--generated", "violin=10"]) == 2
+    assert capsys.readouterr().err.strip() == ("siren-train: error: --generated violin=10: CLASS must be one of "
+                                               "jackhammer, engine_idling, air_conditioner")
+    for bad in ("jackhammer", "jackhammer=-1", "jackhammer=many"):
+        assert main([*urban, "--generated", bad]) == 2
+        assert capsys.readouterr().err.strip() == (f"siren-train: error: --generated {bad}: need CLASS=N with N >= 0, "
+                                                   "each class once")
+    assert main([*urban, "--generated", "jackhammer=5", "--generated", "jackhammer=6"]) == 2
+    assert "jackhammer=6: need CLASS=N" in capsys.readouterr().err

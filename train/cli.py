@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from detector.errors import DetectorError
+from detector.synth import CLASS_GENERATORS
 from train.datasets import load_datasets
 from train.examples import AugmentPlan
 from train.fit import FitSettings
@@ -69,9 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "and a worse student, README)")
     parser.add_argument("--augment-copies", type=int, default=1,
                         help="urban: augmented copies of each real training window (default 1)")
-    parser.add_argument("--generated-jackhammers", type=int, default=0,
-                        help="urban: N generated jackhammers over real training windows, hard-labelled, among the "
-                             "augmented windows (default 0)")
+    parser.add_argument("--generated", action="append", default=[], metavar="CLASS=N",
+                        help="urban: N generated sounds of CLASS (jackhammer, engine_idling or air_conditioner) over "
+                             "real training windows, hard-labelled, among the augmented windows; repeatable "
+                             "(default none)")
     parser.add_argument("--transfer-windows", type=int, default=0,
                         help="urban with --yamnet: up to N windows of each recording that maps onto none of the "
                              "ten classes train the teacher variant on the teacher's probabilities alone "
@@ -166,16 +168,34 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _generated_counts(values: list[str]) -> tuple[tuple[str, int], ...] | str:
+    """`CLASS=N` values as (class, N) pairs without the zeros (so `=0` is the option left out), or what is wrong
+    with the first bad one."""
+    counts: dict[str, int] = {}
+    for value in values:
+        name, _, count = value.partition("=")
+        if name not in CLASS_GENERATORS:
+            return f"{value}: CLASS must be one of {', '.join(CLASS_GENERATORS)}"
+        if not count.isdigit() or name in counts:
+            return f"{value}: need CLASS=N with N >= 0, each class once"
+        counts[name] = int(count)
+    return tuple((name, count) for name, count in counts.items() if count)
+
+
 def _urban(args: argparse.Namespace, names: tuple[str, ...], shipped: list[str]) -> int:
     tutorial = [name for name in shipped if ARCHITECTURES[name].tutorial]
     if tutorial:
         print(f"siren-train: error: --ship: {tutorial[0]} is a tutorial baseline; ship the project's models",
               file=sys.stderr)
         return 2
-    if (args.augment_copies < 0 or args.generated_jackhammers < 0 or not 0 <= args.teacher_weight <= 1
+    if (args.augment_copies < 0 or not 0 <= args.teacher_weight <= 1
             or args.ship_seeds < 1 or (args.representative_windows is not None and args.representative_windows < 1)):
-        print("siren-train: error: need --augment-copies >= 0, --generated-jackhammers >= 0, 0 <= --teacher-weight "
-              "<= 1, --ship-seeds >= 1 and --representative-windows >= 1", file=sys.stderr)
+        print("siren-train: error: need --augment-copies >= 0, 0 <= --teacher-weight <= 1, --ship-seeds >= 1 and "
+              "--representative-windows >= 1", file=sys.stderr)
+        return 2
+    generated = _generated_counts(args.generated)
+    if isinstance(generated, str):
+        print(f"siren-train: error: --generated {generated}", file=sys.stderr)
         return 2
     if args.transfer_windows < 0 or (args.transfer_windows and not (args.yamnet and args.teacher_weight > 0)):
         print("siren-train: error: --transfer-windows needs --yamnet PATH and --teacher-weight > 0 (and N >= 0)",
@@ -207,7 +227,7 @@ def _urban(args: argparse.Namespace, names: tuple[str, ...], shipped: list[str])
             clips=clips, report_dir=args.report, architectures=names, ship=args.ship,
             out_model=None if args.no_ship else args.out,
             fit=FitSettings(epochs=args.epochs, seed=args.seed), tutorial_epochs=args.tutorial_epochs,
-            augment_copies=args.augment_copies, generated_jackhammers=args.generated_jackhammers,
+            augment_copies=args.augment_copies, generated=generated,
             teacher_weight=args.teacher_weight,
             teacher_yamnet_weight=args.teacher_yamnet_weight, transfer_per_recording=args.transfer_windows,
             mimic_weight=args.mimic_weight, yamnet_path=args.yamnet,

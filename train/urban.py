@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from detector import __version__
 from detector.errors import DetectorError
-from detector.synth import generate_jackhammer
+from detector.synth import CLASS_GENERATORS
 from detector.tracker import TrackerSettings
 from detector.windows import WindowSpec
 from detector.yamnet import URBAN_CLASSES
@@ -156,7 +156,7 @@ class UrbanConfig:
     fit: FitSettings = field(default_factory=lambda: FitSettings(epochs=12))
     tutorial_epochs: int = 10
     augment_copies: int = 1
-    generated_jackhammers: int = 0  # generated jackhammer windows over real training windows, hard-labelled
+    generated: tuple[tuple[str, int], ...] = ()  # (class, windows) generated over real training windows, hard-labelled
     teacher_weight: float = 0.5
     teacher_yamnet_weight: float = 0.0  # the teacher's head times YAMNet's own scores to this power (0: the head)
     transfer_per_recording: int = 0  # teacher variants: windows per unlabelled recording, teacher targets only
@@ -223,18 +223,21 @@ def augment_urban(real: Examples, copies: int, seed: int, rate: int) -> Examples
                     real.clip_ids[sources], real.datasets[sources])
 
 
-def generated_jackhammers(real: Examples, count: int, seed: int, rate: int) -> Examples:
-    """`count` generated jackhammers (`generate_jackhammer`), each over a real window of another class at 0-20
+_GENERATOR_STREAMS = {"jackhammer": 1000, "engine_idling": 2000, "air_conditioner": 3000}  # rng seed offsets
+
+
+def generated_windows(real: Examples, label_name: str, count: int, seed: int, rate: int) -> Examples:
+    """`count` generated sounds of one class (`CLASS_GENERATORS`), each over a real window of another class at 0-20
     dB SNR with the channel augmentation; each records that window's groups, so a fold uses only those over
-    its training recordings. UrbanSound8K folds 1-2 hold eleven jackhammer recordings: too few to learn from."""
-    rng = np.random.default_rng(seed + 1000)
-    label = URBAN_LABELS.index("jackhammer")
+    its training recordings. Each class draws from its own random stream, so adding one leaves the others'."""
+    rng = np.random.default_rng(seed + _GENERATOR_STREAMS[label_name])
+    label = URBAN_LABELS.index(label_name)
     others = np.flatnonzero(real.labels != label)
     windows = np.empty((count, real.windows.shape[1]), np.float32)
     groups = []
     for row in range(count):
         under = int(rng.choice(others))
-        x = mix_at_snr(generate_jackhammer(real.windows.shape[1], rng, rate), real.windows[under],
+        x = mix_at_snr(CLASS_GENERATORS[label_name](real.windows.shape[1], rng, rate), real.windows[under],
                        float(rng.uniform(0.0, 20.0)))
         if rng.uniform() < 0.3:
             x = band_limit(x, rng, rate)
@@ -264,9 +267,10 @@ def load_urban_data(config: UrbanConfig, spec: WindowSpec) -> UrbanData:
     real = dataclasses.replace(real, labels=labels).subset(keep)
     window_fold = window_fold[keep]
     augmented = augment_urban(real, config.augment_copies, config.seed, spec.sample_rate)
-    if config.generated_jackhammers:
-        augmented = concatenate([augmented, generated_jackhammers(real, config.generated_jackhammers, config.seed,
-                                                                  spec.sample_rate)])
+    counts = dict(config.generated)
+    if counts:  # in `CLASS_GENERATORS` order, so the rows do not depend on the order the classes were given in
+        augmented = concatenate([augmented, *(generated_windows(real, name, counts[name], config.seed, spec.sample_rate)
+                                              for name in CLASS_GENERATORS if name in counts)])
     data = UrbanData(real, window_fold, real.clip_ids, clips, test_folds, partial, augmented)
     if config.yamnet_path:
         data.yamnet, data.embeddings = yamnet_outputs(config.yamnet_path, data.real.windows, config.report_dir,
@@ -573,8 +577,7 @@ def _oof_meta(variant: Variant, config: UrbanConfig) -> dict[str, Any]:
     fit = {k: v for k, v in dataclasses.asdict(variant_fit_settings(variant, config)).items() if k != "verbose"}
     return {"fit": fit,
             **({"augment_copies": config.augment_copies, "augment_seed": config.seed} if variant.augmented else {}),
-            **({"generated_jackhammers": config.generated_jackhammers}
-               if variant.augmented and config.generated_jackhammers else {}),
+            **({"generated": dict(config.generated)} if variant.augmented and config.generated else {}),
             **({"teacher": TEACHER, "teacher_weight": variant.teacher_weight} if variant.teacher_weight else {}),
             **({"teacher_yamnet_weight": variant.teacher_yamnet_weight}
                if variant.teacher_weight and variant.teacher_yamnet_weight else {}),
@@ -875,13 +878,13 @@ def ship_urban(members: Sequence[Variant], name: str, data: UrbanData, config: U
             "augmentation": "per real window, copies: time shift, another training window underneath at "
                             "8-25 dB SNR, band limit, mic colouring, gain -20..+6 dB, hiss",
             "augment_copies": config.augment_copies,
-            "generated_jackhammers": config.generated_jackhammers,
+            "generated": dict(config.generated),
             "teacher": (f"{TEACHER}"
                         + (f", times YAMNet's own mapped scores to the power {variant.teacher_yamnet_weight:g}"
                            if variant.teacher_yamnet_weight else "")
                         + f", weight {variant.teacher_weight} on real and augmented windows"
                         + (", the only target of the unlabelled windows" if variant.transfer_per_recording else "")
-                        + (", not of the generated jackhammers (hard labels)" if config.generated_jackhammers else "")
+                        + (", not of the generated windows (hard labels)" if config.generated else "")
                         if variant.teacher_weight else "none (hard labels)"),
             "epochs": variant.epochs,
             "fit_seeds": [member.fit_seed for member in members],
