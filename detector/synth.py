@@ -616,7 +616,8 @@ def generate_engine_idling(n: int, rng: np.random.Generator, sample_rate: int = 
     Firings at 12-55 Hz (the real recordings' envelopes peak at 5-60 Hz, most at 25-50 Hz), steady with a
     slow wander and no pauses; each firing a low exhaust resonance (60-250 Hz) and a combustion noise burst
     low-passed at 300-2,500 Hz, cylinder to cylinder uneven; harmonics of the firing rate; sometimes a
-    diesel's clatter. Most of the energy stays below 1 kHz, unlike a breaker's metal ringing.
+    diesel's clatter. Most of the energy stays below 1 kHz, unlike a breaker's metal ringing. Session 20:
+    1,000 of them lifted each urban network alone but lowered the averaged pair (docs/EXPERIMENTS.md).
     """
     firing_hz = rng.uniform(12.0, 55.0)
     cylinders = int(rng.choice([3, 4, 6, 8]))
@@ -655,7 +656,8 @@ def generate_air_conditioner(n: int, rng: np.random.Generator, sample_rate: int 
     Fan airflow (pink or brown noise low-passed at 400-4,000 Hz, the real recordings' centroids sit at
     60-1,600 Hz, most near 300 Hz), the fan's blade-pass tone (rotation 10-25 Hz times 3-7 blades) with a
     few harmonics, often a compressor's mains hum (50 or 60 Hz and its harmonics), and at most a faint
-    rattle at the rotation rate.
+    rattle at the rotation rate. Session 20: the shipped urban model and the YAMNet-head teacher take most
+    of these for engines, and training on them cost real engines (docs/EXPERIMENTS.md): not realistic yet.
     """
     if rng.uniform() < 0.7:
         airflow = pink_noise(n, rng)
