@@ -205,13 +205,15 @@ def test_unknown_distractor_is_refused() -> None:
         synth.generate_distractor("violin", 1.0, np.random.default_rng(0))
 
 
-def _envelope_peak(x: np.ndarray) -> tuple[float, float]:
-    """The strongest modulation of the envelope above 500 Hz in 4-35 Hz, and how far it stands out (power
-    over the band's median)."""
-    high = signal.sosfilt(signal.butter(4, 500, "highpass", fs=SR, output="sos"), x)
-    envelope = np.abs(signal.hilbert(high))[::16]  # 1 kHz
+def _envelope_peak(x: np.ndarray, low_hz: float = 4, high_hz: float = 35,
+                   highpass_hz: float | None = 500) -> tuple[float, float]:
+    """The strongest modulation of the envelope (above `highpass_hz`) in `low_hz`-`high_hz`, and how far it
+    stands out (power over the band's median)."""
+    if highpass_hz is not None:
+        x = signal.sosfilt(signal.butter(4, highpass_hz, "highpass", fs=SR, output="sos"), x)
+    envelope = np.abs(signal.hilbert(x))[::16]  # 1 kHz
     freqs, power = signal.welch(envelope - envelope.mean(), 1000, nperseg=1024)
-    band = (freqs > 4) & (freqs < 35)
+    band = (freqs > low_hz) & (freqs < high_hz)
     return float(freqs[band][np.argmax(power[band])]), float(power[band].max() / np.median(power[band]))
 
 
@@ -228,12 +230,8 @@ def test_a_jackhammer_pulses_at_a_breakers_blow_rate(seed: int) -> None:
 
 
 def _envelope_prominence(x: np.ndarray) -> float:
-    """How far the strongest envelope modulation in 8-70 Hz (an engine's firing rate) stands out: power over
-    the band's median."""
-    envelope = np.abs(signal.hilbert(x))[::16]  # 1 kHz
-    freqs, power = signal.welch(envelope - envelope.mean(), 1000, nperseg=1024)
-    band = (freqs > 8) & (freqs < 70)
-    return float(power[band].max() / np.median(power[band]))
+    """How far the strongest envelope modulation in 8-70 Hz (an engine's firing rate) stands out."""
+    return _envelope_peak(x, 8, 70, None)[1]
 
 
 def _share_below_1khz(x: np.ndarray) -> float:

@@ -188,8 +188,8 @@ def _urban(args: argparse.Namespace, names: tuple[str, ...], shipped: list[str])
         print(f"siren-train: error: --ship: {tutorial[0]} is a tutorial baseline; ship the project's models",
               file=sys.stderr)
         return 2
-    if (args.augment_copies < 0 or not 0 <= args.teacher_weight <= 1
-            or args.ship_seeds < 1 or (args.representative_windows is not None and args.representative_windows < 1)):
+    if (args.augment_copies < 0 or not 0 <= args.teacher_weight <= 1 or args.ship_seeds < 1
+            or (args.representative_windows is not None and args.representative_windows < 1)):
         print("siren-train: error: need --augment-copies >= 0, 0 <= --teacher-weight <= 1, --ship-seeds >= 1 and "
               "--representative-windows >= 1", file=sys.stderr)
         return 2

@@ -223,14 +223,12 @@ def augment_urban(real: Examples, copies: int, seed: int, rate: int) -> Examples
                     real.clip_ids[sources], real.datasets[sources])
 
 
-_GENERATOR_STREAMS = {"jackhammer": 1000, "engine_idling": 2000, "air_conditioner": 3000}  # rng seed offsets
-
-
 def generated_windows(real: Examples, label_name: str, count: int, seed: int, rate: int) -> Examples:
     """`count` generated sounds of one class (`CLASS_GENERATORS`), each over a real window of another class at 0-20
     dB SNR with the channel augmentation; each records that window's groups, so a fold uses only those over
     its training recordings. Each class draws from its own random stream, so adding one leaves the others'."""
-    rng = np.random.default_rng(seed + _GENERATOR_STREAMS[label_name])
+    # seed + 1000, 2000, ... by the class's place in `CLASS_GENERATORS` (new classes go at its end)
+    rng = np.random.default_rng(seed + 1000 * (list(CLASS_GENERATORS).index(label_name) + 1))
     label = URBAN_LABELS.index(label_name)
     others = np.flatnonzero(real.labels != label)
     windows = np.empty((count, real.windows.shape[1]), np.float32)
