@@ -29,6 +29,14 @@ def test_classifier_loads_the_model_with_litert(tiny_model: Path) -> None:
     assert classifier.sha256 == hashlib.sha256(tiny_model.read_bytes()).hexdigest()
 
 
+def test_exported_model_carries_no_tensor_names(tiny_model: Path) -> None:
+    """The size budgets count bytes: the converter's tensor names (a tenth of a shipped file) are stripped
+    at export, and the runtime, which addresses tensors by index, still reads the file."""
+    classifier = Classifier(tiny_model)
+    assert all(detail["name"] == "" for detail in classifier._interpreter.get_tensor_details())
+    assert classifier._interpreter.get_signature_list() == {}
+
+
 def test_scores_are_probabilities(tiny_model: Path) -> None:
     """Events compare scores with a threshold in [0, 1]; raw int8 values or logits would be meaningless."""
     rng = np.random.default_rng(5)

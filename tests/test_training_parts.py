@@ -413,8 +413,12 @@ def test_an_ensemble_names_known_members_that_can_share_one_input(capsys: pytest
     assert "need the same features" in capsys.readouterr().err
     assert main(["--data", "unused.csv", "--ship", "dscnn_m@1+dscnn_m@x"]) == 2
     assert "unknown model 'dscnn_m@x'" in capsys.readouterr().err
-    assert main(["--task", "urban", "--data", "unused.csv", "--teacher-weight", "0", "--ship", "dscnn_m@1"]) == 2
-    assert "unknown model 'dscnn_m@1'" in capsys.readouterr().err  # seed variants: emergency only
+    assert main(["--task", "urban", "--data", "unused.csv", "--teacher-weight", "0", "--models", "dscnn_m@1"]) == 2
+    assert "unknown model 'dscnn_m@1'" in capsys.readouterr().err  # urban cross-validates the run's seed
+    assert main(["--task", "urban", "--data", "unused.csv", "--teacher-weight", "0", "--ship", "dscnn_m+dscnn_m@1",
+                 "--ship-seeds", "2"]) == 2
+    assert capsys.readouterr().err.strip() == ("siren-train: error: --ship dscnn_m+dscnn_m@1 (--ship-seeds 2) fits "
+                                               "dscnn_m with fit seed 1 twice")
     assert main(["--task", "urban", "--data", "unused.csv", "--teacher-weight", "0", "--ship", "dscnn_m+lstm"]) == 2
     assert capsys.readouterr().err.strip() == ("siren-train: error: --ship: lstm is a tutorial baseline; ship the "
                                                "project's models")

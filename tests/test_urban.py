@@ -364,6 +364,18 @@ def test_members_fitted_in_separate_runs_are_exported_together(tmp_path: Path,
     printed = capsys.readouterr().out
     assert printed.count("reusing out-of-fold scores") == 2 and printed.count("final fit reused") == 2
     assert Classifier(out).card.raw["training"]["fit_seeds"] == [0, 1]
+    # the same two fits named one by one (`NAME@N` is NAME with fit seed N), then only the second
+    named = [arg for arg in data if arg not in ("--ship-seeds", "2")]
+    named[named.index("--ship") + 1] = "dscnn_s+dscnn_s@1"
+    out_named = tmp_path / "named.tflite"
+    assert main([*named, "--reuse-cv", str(both), "--out", str(out_named), "--report", str(tmp_path / "named")]) == 0
+    assert capsys.readouterr().out.count("final fit reused") == 2
+    assert Classifier(out_named).card.raw["evaluation"]["this_model"]["members"] == ["dscnn_s", "dscnn_s@1"]
+    assert out_named.read_bytes() == out.read_bytes()
+    named[named.index("--ship") + 1] = "dscnn_s@1"
+    assert main([*named, "--reuse-cv", str(both), "--out", str(out_named), "--report", str(tmp_path / "second")]) == 0
+    assert Classifier(out_named).card.raw["training"]["fit_seeds"] == [1]
+    capsys.readouterr()
     assert main([*data, "--member", "2", "--report", str(tmp_path / "member2")]) == 2
     assert capsys.readouterr().err.strip() == ("siren-train: error: --member must be 0..1 (--ship dscnn_s, "
                                                "--ship-seeds 2)")

@@ -16,7 +16,14 @@ from detector.synth import CLASS_GENERATORS
 from train.datasets import load_datasets
 from train.examples import AugmentPlan
 from train.fit import FitSettings
-from train.models import ARCHITECTURES, ensemble_members, ensemble_recipe, is_model_name
+from train.models import (
+    ARCHITECTURES,
+    architecture_of,
+    ensemble_members,
+    ensemble_recipe,
+    fit_seed_of,
+    is_model_name,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,8 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "NAME trained with fit seed N")
     parser.add_argument("--ship", help="the model to fit on everything and export (one of --models; urban "
                                        "default dscnn_m); A+B ships the mean of A's and B's probabilities as one "
-                                       "model, evaluated from their averaged CV scores (emergency: A@1+A@2 is two "
-                                       "seeds of one network; urban: --ship-seeds)")
+                                       "model, evaluated from their averaged CV scores; A@1 is A with fit seed 1, "
+                                       "so A+A@1 is two seeds of one network (urban: also --ship-seeds)")
     parser.add_argument("--ship-seeds", type=int, default=1,
                         help="urban: ship the mean of N fits of each network of --ship (fit seeds --seed, --seed+1, "
                              "...), each cross-validated, the average evaluated from their averaged CV scores "
@@ -125,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         args.ship = args.ship or "dscnn_m"
     names = tuple(n.strip() for n in args.models.split(",") if n.strip())
     shipped = ensemble_members(args.ship) if args.ship else []
-    unknown = [n for n in (*names, *shipped) if not is_model_name(n) or (urban and "@" in n)]
+    unknown = [n for n in names if not is_model_name(n) or (urban and "@" in n)]
+    unknown += [n for n in shipped if not is_model_name(n)]
     if unknown:
         print(f"siren-train: error: unknown model {unknown[0]!r}; choose from {', '.join(ARCHITECTURES)} "
               "(emergency: NAME@N for fit seed N)", file=sys.stderr)
@@ -141,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"siren-train: error: the members of --ship {args.ship} need the same features (or log-mel and "
               "PCEN agreeing on everything else)", file=sys.stderr)
         return 2
-    names = (*names, *(member for member in shipped if member not in names))
+    to_validate = dict.fromkeys(member.partition("@")[0] if urban else member for member in shipped)
+    names = (*names, *(member for member in to_validate if member not in names))
     if urban:
         return _urban(args, names, shipped)
     try:
@@ -183,7 +192,7 @@ def _generated_counts(values: list[str]) -> tuple[tuple[str, int], ...] | str:
 
 
 def _urban(args: argparse.Namespace, names: tuple[str, ...], shipped: list[str]) -> int:
-    tutorial = [name for name in shipped if ARCHITECTURES[name].tutorial]
+    tutorial = [name for name in shipped if architecture_of(name).tutorial]
     if tutorial:
         print(f"siren-train: error: --ship: {tutorial[0]} is a tutorial baseline; ship the project's models",
               file=sys.stderr)
@@ -210,6 +219,13 @@ def _urban(args: argparse.Namespace, names: tuple[str, ...], shipped: list[str])
     if args.member is not None and args.yamnet and args.teacher_weight > 0 and not args.teacher_only:
         print("siren-train: error: --member with a teacher needs --teacher-only (one variant to fit)",
               file=sys.stderr)
+        return 2
+    fits = [(name.partition("@")[0], fit_seed_of(name, args.seed) + k) for name in shipped
+            for k in range(args.ship_seeds)]
+    twice = next((fit for fit in fits if fits.count(fit) > 1), None)
+    if twice is not None:
+        print(f"siren-train: error: --ship {args.ship} (--ship-seeds {args.ship_seeds}) fits {twice[0]} with fit "
+              f"seed {twice[1]} twice", file=sys.stderr)
         return 2
     if args.member is not None and not 0 <= args.member < len(shipped) * args.ship_seeds:
         print(f"siren-train: error: --member must be 0..{len(shipped) * args.ship_seeds - 1} (--ship {args.ship}, "

@@ -33,7 +33,15 @@ from train.augment import add_noise_floor, band_limit, mic_colouring, mix_at_snr
 from train.datasets import Clip, DatasetError
 from train.examples import SILENT_POSITIVE_DBFS, Examples, concatenate, features_of, load_real_windows, rms_dbfs
 from train.fit import FitSettings, fit_model, predict, standardised_recipe
-from train.models import ARCHITECTURES, Architecture, count_macs, ensemble_members, input_bins
+from train.models import (
+    ARCHITECTURES,
+    Architecture,
+    architecture_of,
+    count_macs,
+    ensemble_members,
+    fit_seed_of,
+    input_bins,
+)
 from train.pipeline import _standardise, raw_recipe, refuse_other_settings, write_report
 from train.tune_tracker import replay
 from train.yamnet_teacher import (
@@ -628,7 +636,7 @@ def run_urban(config: UrbanConfig) -> dict[str, Any]:
         return _fit_member(config, data, results)
     oof_of: dict[str, np.ndarray] = {}
     feature_cache: dict[Any, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    ship_keys = {(raw_recipe(ARCHITECTURES[name].recipe), True) for name in ensemble_members(config.ship)}
+    ship_keys = {(raw_recipe(architecture_of(name).recipe), True) for name in ensemble_members(config.ship)}
     variants = variants_for(config)
     augmented_recipes = {raw_recipe(v.arch.recipe) for v in variants if v.augmented}
     for index, variant in enumerate(variants):
@@ -674,8 +682,9 @@ def run_urban(config: UrbanConfig) -> dict[str, Any]:
             rule += f"; each shipped as {config.ship_seeds} fits, each cross-validated"
         if len(chosen) > 1:
             rule += "; the shipped model averages them all"
-        results["chosen"] = {"variant": " + ".join(variant.name for variant in chosen), "rule": rule}
-        members = [member for variant in chosen for member in shipped_members(variant, config.ship_seeds)]
+        members = [member for network, variant in zip(ensemble_members(config.ship), chosen, strict=True)
+                   for member in shipped_members(variant, config.ship_seeds, fit_seed_of(network, config.fit.seed))]
+        results["chosen"] = {"variant": " + ".join(member.name for member in members), "rule": rule}
         member_feats = {member.name: feature_cache[(raw_recipe(member.arch.recipe), True)] for member in members}
         for member in members:
             if member.name not in oof_of:
@@ -686,15 +695,19 @@ def run_urban(config: UrbanConfig) -> dict[str, Any]:
     return results
 
 
-def shipped_members(variant: Variant, ship_seeds: int) -> list[Variant]:
-    """The fits of one shipped network: the variant, then its next fit seeds named `<variant>@<seed>`."""
-    return [variant, *(dataclasses.replace(variant, name=f"{variant.name}@{seed}", fit_seed=seed)
-                       for seed in range(variant.fit_seed + 1, variant.fit_seed + ship_seeds))]
+def shipped_members(variant: Variant, ship_seeds: int, first_seed: int) -> list[Variant]:
+    """The fits of one shipped network: fit seeds `first_seed` onwards, each but the run's own (the variant's)
+    named `<variant>@<seed>`."""
+    return [variant if seed == variant.fit_seed else dataclasses.replace(variant, name=f"{variant.name}@{seed}",
+                                                                         fit_seed=seed)
+            for seed in range(first_seed, first_seed + ship_seeds)]
 
 
 def network_variants(config: UrbanConfig, network: str) -> list[Variant]:
-    """The variants of one network of `config.ship` the run cross-validates: with and/or without the teacher."""
-    return [v for v in variants_for(config) if v.name in (network, taught(network))]
+    """The variants of one network of `config.ship` (`NAME` or `NAME@seed`) the run cross-validates: with
+    and/or without the teacher, at the run's fit seed."""
+    base = network.partition("@")[0]
+    return [v for v in variants_for(config) if v.name in (base, taught(base))]
 
 
 def all_shipped_members(config: UrbanConfig) -> list[Variant]:
@@ -706,7 +719,7 @@ def all_shipped_members(config: UrbanConfig) -> list[Variant]:
         if len(candidates) != 1:
             raise DetectorError(f"--member: {network} has {len(candidates)} variants to choose from; "
                                 "add --teacher-only")
-        members += shipped_members(candidates[0], config.ship_seeds)
+        members += shipped_members(candidates[0], config.ship_seeds, fit_seed_of(network, config.fit.seed))
     return members
 
 
