@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown += [n for n in shipped if not is_model_name(n)]
     if unknown:
         print(f"siren-train: error: unknown model {unknown[0]!r}; choose from {', '.join(ARCHITECTURES)} "
-              "(emergency: NAME@N for fit seed N)", file=sys.stderr)
+              "(NAME@N for fit seed N: emergency anywhere, urban in --ship)", file=sys.stderr)
         return 2
     if (args.teacher_weight > 0 or args.hard_negative_weight != 1) and not args.yamnet:
         print("siren-train: error: --teacher-weight and --hard-negative-weight need --yamnet PATH", file=sys.stderr)
@@ -149,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"siren-train: error: the members of --ship {args.ship} need the same features (or log-mel and "
               "PCEN agreeing on everything else)", file=sys.stderr)
         return 2
-    to_validate = dict.fromkeys(member.partition("@")[0] if urban else member for member in shipped)
-    names = (*names, *(member for member in to_validate if member not in names))
+    cross_validated = dict.fromkeys(member.partition("@")[0] if urban else member for member in shipped)
+    names = (*names, *(member for member in cross_validated if member not in names))
     if urban:
         return _urban(args, names, shipped)
     try:
