@@ -375,6 +375,18 @@ def test_members_fitted_in_separate_runs_are_exported_together(tmp_path: Path,
     named[named.index("--ship") + 1] = "dscnn_s@1"
     assert main([*named, "--reuse-cv", str(both), "--out", str(out_named), "--report", str(tmp_path / "second")]) == 0
     assert Classifier(out_named).card.raw["training"]["fit_seeds"] == [1]
+    # the same two fits with one int8 scale per convolution kernel: a smaller file that labels windows alike
+    per_tensor = tmp_path / "per_tensor.tflite"
+    assert main([*data, "--reuse-cv", str(both), "--per-tensor-weights", "--out", str(per_tensor),
+                 "--report", str(tmp_path / "per_tensor")]) == 0
+    assert per_tensor.stat().st_size < out.stat().st_size
+    conv_scales = {path: [len(d["quantization_parameters"]["scales"]) for d in
+                          Classifier(path)._interpreter.get_tensor_details() if len(d["shape"]) == 4]
+                   for path in (out, per_tensor)}  # convolution kernels (the ten-way head is not one)
+    assert max(conv_scales[out]) > 1 and max(conv_scales[per_tensor]) == 1
+    assert Classifier(per_tensor).card.raw["export_check"]["weight_scales"] == "one per convolution kernel"
+    windows = np.stack([class_audio(label, 2.0, np.random.default_rng(2)) for label in URBAN_LABELS])
+    assert np.array_equal(Classifier(per_tensor).predict(windows).argmax(1), Classifier(out).predict(windows).argmax(1))
     capsys.readouterr()
     assert main([*data, "--member", "2", "--report", str(tmp_path / "member2")]) == 2
     assert capsys.readouterr().err.strip() == ("siren-train: error: --member must be 0..1 (--ship dscnn_s, "

@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-ship", action="store_true", help="urban: cross-validate only, export nothing")
     parser.add_argument("--representative-windows", type=int,
                         help="urban: windows that calibrate the int8 export (default: UrbanConfig's, 4000)")
+    parser.add_argument("--per-tensor-weights", action="store_true",
+                        help="urban: one int8 scale per convolution kernel instead of one per output channel (a third "
+                             "smaller file for these networks; the export's agreement check still applies)")
     parser.add_argument("--out", type=Path, help="exported model path (default models/<task>.tflite)")
     parser.add_argument("--report", type=Path, help="report folder (default reports/<task>)")
     parser.add_argument("--folds", type=int, default=3)
@@ -249,6 +252,7 @@ def _urban(args: argparse.Namespace, names: tuple[str, ...], shipped: list[str])
             mimic_weight=args.mimic_weight, yamnet_path=args.yamnet,
             reuse_cv=args.reuse_cv, seed=args.seed, ship_seeds=args.ship_seeds,
             without_teacher_baseline=not args.teacher_only, member=args.member,
+            per_channel_weights=not args.per_tensor_weights,
             **({} if args.representative_windows is None else {"representative_windows": args.representative_windows})))
     except DetectorError as error:
         print(f"siren-train: error: {error}", file=sys.stderr)

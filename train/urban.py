@@ -172,6 +172,7 @@ class UrbanConfig:
     yamnet_path: Path | None = None
     reuse_cv: Path | None = None
     representative_windows: int = 4000  # 2000 left the shipped two-fit average below the 98 % int8 check
+    per_channel_weights: bool = True  # False: one int8 scale per convolution kernel (`train.export.convert_int8`)
     seed: int = 0
     without_teacher_baseline: bool = True  # with a teacher: also cross-validate each network without it
     member: int | None = None  # fit only this member (0-based) of the shipped average: its CV and final fit
@@ -903,7 +904,7 @@ def ship_urban(members: Sequence[Variant], name: str, data: UrbanData, config: U
     }
     assert config.out_model is not None
     written = export_model(model, representative, check, 0, choice["threshold"], card, config.out_model,
-                           decision="argmax")
+                           decision="argmax", per_channel_weights=config.per_channel_weights)
     print(f"wrote {config.out_model} ({written['tflite_bytes']} bytes), top-label agreement "
           f"{written['export_check']['decision_agreement']:.2%}", flush=True)
     return {"path": str(config.out_model), "bytes": written["tflite_bytes"], "sha256": written["tflite_sha256"],
