@@ -513,6 +513,11 @@ def test_siren_train_emergency_end_to_end_and_a_reuse_that_checks_its_settings(
     windows = np.stack([generate_siren("wail", 2.0, rng), 0.2 * pink_noise(2 * RATE, rng)]).astype(np.float32)
     assert Classifier(reshipped).card.recipe == card.recipe
     assert np.allclose(Classifier(reshipped).predict(windows), Classifier(out).predict(windows), atol=0.02)
+    per_tensor = tmp_path / "per_tensor.tflite"
+    assert main([*small, "--ship", "dscnn_s", "--no-random-split-check", "--reuse-cv", str(report),
+                 "--per-tensor-weights", "--out", str(per_tensor), "--report", str(again)]) == 0
+    assert Classifier(per_tensor).card.raw["export_check"]["weight_scales"] == "one per convolution kernel"
+    assert per_tensor.stat().st_size < reshipped.stat().st_size
     saved = report / "dscnn_s_final.json"
     facts = json.loads(saved.read_text())
     facts["settings"]["fit"]["learning_rate"] = 0.5

@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--representative-windows", type=int,
                         help="urban: windows that calibrate the int8 export (default: UrbanConfig's, 4000)")
     parser.add_argument("--per-tensor-weights", action="store_true",
-                        help="urban: one int8 scale per convolution kernel instead of one per output channel (a third "
+                        help="one int8 scale per convolution kernel instead of one per output channel (a third "
                              "smaller file for these networks; the export's agreement check still applies)")
     parser.add_argument("--out", type=Path, help="exported model path (default models/<task>.tflite)")
     parser.add_argument("--report", type=Path, help="report folder (default reports/<task>)")
@@ -172,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                              generated_negatives=args.generated_negatives,
                              generated_distractors=args.generated_distractors, seed=args.seed),
             random_split_check=not args.no_random_split_check, yamnet_path=args.yamnet, reuse_cv=args.reuse_cv,
+            per_channel_weights=not args.per_tensor_weights,
         )
         run_pipeline(config)
     except DetectorError as error:

@@ -53,6 +53,7 @@ class PipelineConfig:
     random_split_check: bool = True
     yamnet_path: Path | None = None
     reuse_cv: Path | None = None  # a report folder whose saved out-of-fold scores stand in for the CV
+    per_channel_weights: bool = True  # False: one int8 scale per convolution kernel (`train.export.convert_int8`)
 
 
 def raw_recipe(recipe: FeatureRecipe) -> FeatureRecipe:

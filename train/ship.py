@@ -197,7 +197,8 @@ def ship_model(name: str, data: Any, config: Any, results: dict[str, Any]) -> di
                      "augmentation": dataclasses.asdict(config.plan),
                      "epochs": config.fit.epochs},
     }
-    written = export_model(model, representative, check, 1, threshold, card, config.out_model)
+    written = export_model(model, representative, check, 1, threshold, card, config.out_model,
+                           per_channel_weights=config.per_channel_weights)
     print(f"wrote {config.out_model} ({written['tflite_bytes']} bytes), decision agreement "
           f"{written['export_check']['decision_agreement']:.2%}", flush=True)
     return {"path": str(config.out_model), "bytes": written["tflite_bytes"], "sha256": written["tflite_sha256"],
