@@ -18,6 +18,7 @@ from train.examples import AugmentPlan
 from train.fit import FitSettings
 from train.models import (
     ARCHITECTURES,
+    architecture_name,
     architecture_of,
     ensemble_members,
     ensemble_recipe,
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"siren-train: error: the members of --ship {args.ship} need the same features (or log-mel and "
               "PCEN agreeing on everything else)", file=sys.stderr)
         return 2
-    cross_validated = dict.fromkeys(member.partition("@")[0] if urban else member for member in shipped)
+    cross_validated = dict.fromkeys(architecture_name(member) if urban else member for member in shipped)
     names = (*names, *(member for member in cross_validated if member not in names))
     if urban:
         return _urban(args, names, shipped)
@@ -224,7 +225,7 @@ def _urban(args: argparse.Namespace, names: tuple[str, ...], shipped: list[str])
         print("siren-train: error: --member with a teacher needs --teacher-only (one variant to fit)",
               file=sys.stderr)
         return 2
-    fits = [(name.partition("@")[0], fit_seed_of(name, args.seed) + k) for name in shipped
+    fits = [(architecture_name(name), fit_seed_of(name, args.seed) + k) for name in shipped
             for k in range(args.ship_seeds)]
     twice = next((fit for fit in fits if fits.count(fit) > 1), None)
     if twice is not None:

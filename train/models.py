@@ -214,9 +214,13 @@ def ensemble_members(name: str) -> list[str]:
     return name.split("+")
 
 
-def architecture_of(name: str) -> Architecture:
+def architecture_name(name: str) -> str:
     """The architecture a model name builds: `a@1` is architecture a, trained with fit seed 1."""
-    return ARCHITECTURES[name.partition("@")[0]]
+    return name.partition("@")[0]
+
+
+def architecture_of(name: str) -> Architecture:
+    return ARCHITECTURES[architecture_name(name)]
 
 
 def fit_seed_of(name: str, default: int) -> int:

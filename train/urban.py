@@ -36,6 +36,7 @@ from train.fit import FitSettings, fit_model, predict, standardised_recipe
 from train.models import (
     ARCHITECTURES,
     Architecture,
+    architecture_name,
     architecture_of,
     count_macs,
     ensemble_members,
@@ -684,7 +685,7 @@ def run_urban(config: UrbanConfig) -> dict[str, Any]:
         if len(chosen) > 1:
             rule += "; the shipped model averages them all"
         members = [member for network, variant in zip(ensemble_members(config.ship), chosen, strict=True)
-                   for member in shipped_members(variant, config.ship_seeds, fit_seed_of(network, config.fit.seed))]
+                   for member in shipped_members(variant, network, config.ship_seeds)]
         results["chosen"] = {"variant": " + ".join(member.name for member in members), "rule": rule}
         member_feats = {member.name: feature_cache[(raw_recipe(member.arch.recipe), True)] for member in members}
         for member in members:
@@ -696,9 +697,10 @@ def run_urban(config: UrbanConfig) -> dict[str, Any]:
     return results
 
 
-def shipped_members(variant: Variant, ship_seeds: int, first_seed: int) -> list[Variant]:
-    """The fits of one shipped network: fit seeds `first_seed` onwards, each but the run's own (the variant's)
-    named `<variant>@<seed>`."""
+def shipped_members(variant: Variant, network: str, ship_seeds: int) -> list[Variant]:
+    """The fits of one network of `--ship` (`NAME` or `NAME@seed`): `ship_seeds` fit seeds from the name's (else
+    the run's, the variant's), each but the run's own named `<variant>@<seed>`."""
+    first_seed = fit_seed_of(network, variant.fit_seed)
     return [variant if seed == variant.fit_seed else dataclasses.replace(variant, name=f"{variant.name}@{seed}",
                                                                          fit_seed=seed)
             for seed in range(first_seed, first_seed + ship_seeds)]
@@ -707,7 +709,7 @@ def shipped_members(variant: Variant, ship_seeds: int, first_seed: int) -> list[
 def network_variants(config: UrbanConfig, network: str) -> list[Variant]:
     """The variants of one network of `config.ship` (`NAME` or `NAME@seed`) the run cross-validates: with
     and/or without the teacher, at the run's fit seed."""
-    base = network.partition("@")[0]
+    base = architecture_name(network)
     return [v for v in variants_for(config) if v.name in (base, taught(base))]
 
 
@@ -720,7 +722,7 @@ def all_shipped_members(config: UrbanConfig) -> list[Variant]:
         if len(candidates) != 1:
             raise DetectorError(f"--member: {network} has {len(candidates)} variants to choose from; "
                                 "add --teacher-only")
-        members += shipped_members(candidates[0], config.ship_seeds, fit_seed_of(network, config.fit.seed))
+        members += shipped_members(candidates[0], network, config.ship_seeds)
     return members
 
 
