@@ -46,6 +46,18 @@ def score_names(models: list[ScoredModel]) -> list[list[str]]:
     return names
 
 
+def clip_labels(windows: list[dict[str, Any]], names: list[list[str]]) -> list[tuple[str, float]]:
+    """Per model, the label with the highest mean score over the file's windows, and that mean: how the README's
+    urban slice accuracy labels a clip (the text output prints it; the JSON keeps PRODUCT.md's shape, and
+    its windows give the same numbers). Labels come back plain, without a `<model>/` prefix."""
+    labels = []
+    for model_names in names:
+        means = np.mean([[window["scores"][name] for name in model_names] for window in windows], axis=0)
+        best = int(np.argmax(means))
+        labels.append((model_names[best].rpartition("/")[2], float(means[best])))
+    return labels
+
+
 def classify_samples(samples: np.ndarray, scorer: Scorer, detection: DetectionConfig
                      ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Windows with every model's scores, and the events the daemon would emit for each positive label: the

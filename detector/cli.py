@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from detector import __version__
-from detector.classify import classify_or_error
+from detector.classify import classify_or_error, clip_labels, score_names
 from detector.config import (
     DEFAULT_CONFIG_PATH,
     INSTALL_ROOT,
@@ -25,12 +25,14 @@ DEFAULT_MODEL = INSTALL_ROOT / "models" / "emergency.tflite"
 DEMO_CONFIG_PATH = INSTALL_ROOT / "configs" / "demo.yaml"
 
 
-def _print_human(result: dict) -> None:
+def _print_human(result: dict, model_names: list[str], names: list[list[str]]) -> None:
     if "error" in result:
         print(f"{result['file']}: error: {result['error']}")
         return
     print(f"{result['file']}: {result['duration_s']:.1f} s, {len(result['windows'])} windows, "
           f"{len(result['events'])} events")
+    for model_name, (label, mean) in zip(model_names, clip_labels(result["windows"], names), strict=True):
+        print(f"  clip {model_name}: {label} (mean score {mean:.2f})")
     for event in result["events"]:
         print(f"  {event['label']:<14} {event['start_s']:8.1f} s – {event['end_s']:8.1f} s  "
               f"confidence {event['confidence']:.2f}")
@@ -48,13 +50,14 @@ def cmd_classify(args: argparse.Namespace) -> int:
         detection = DetectionConfig(model=DEFAULT_MODEL)
     scorer = Scorer(detection, SAMPLE_RATE, WINDOW_S, "--model" if args.model else "detection.models")
     failed = False
+    model_names, names = [model.identity.name for model in scorer.models], score_names(scorer.models)
     for path in args.files:
         result = classify_or_error(Path(path), scorer, detection)
         failed |= "error" in result
         if args.json:
             print(json.dumps(result), flush=True)
         else:
-            _print_human(result)
+            _print_human(result, model_names, names)
     return 1 if failed else 0
 
 

@@ -111,14 +111,31 @@ def test_console_script_prints_the_same_json(tiny_model, write_audio, capsys, tm
 
 
 def test_human_output_summarises_each_file(tiny_model, write_audio, capsys) -> None:
-    """Without --json a person gets one summary line per file, then one line per event."""
+    """Without --json a person gets one summary line per file, each model's clip label, then one line per event."""
     wav = write_audio("scene.wav", scene())
     _, (result,) = classify_json(capsys, tiny_model, wav)
     assert main(["classify", str(wav), "--model", str(tiny_model)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"{wav}: 20.0 s, 19 windows, {len(result['events'])} events"
-    assert len(lines) == 1 + len(result["events"])
-    assert all("emergency" in line and "confidence" in line for line in lines[1:])
+    assert lines[1].startswith(f"  clip {json.loads(tiny_model.with_suffix('.json').read_text())['name']}: ")
+    assert len(lines) == 2 + len(result["events"])
+    assert all("emergency" in line and "confidence" in line for line in lines[2:])
+
+
+def test_the_clip_label_is_the_top_mean_window_score(tiny_model, write_audio, capsys) -> None:
+    """The rule the README's slice accuracy uses, printed per file: a stretch of siren is labelled a siren, a
+    stretch of traffic is not, and the printed mean is the mean of the JSON's window scores."""
+    siren = write_audio("siren.wav", scene()[int((SIREN[0] + 0.5) * SR): int((SIREN[1] - 0.5) * SR)])
+    traffic = write_audio("traffic.wav", scene()[: int((SIREN[0] - 0.5) * SR)])
+    _, results = classify_json(capsys, tiny_model, siren, traffic)
+    assert main(["classify", str(siren), str(traffic), "--model", str(tiny_model)]) == 0
+    clip_lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  clip ")]
+    assert [line.split(": ")[1].split(" ")[0] for line in clip_lines] == ["emergency", "non_emergency"]
+    for line, result in zip(clip_lines, results, strict=True):
+        label = line.split(": ")[1].split(" ")[0]
+        mean = np.mean([window["scores"][label] for window in result["windows"]])
+        assert line.endswith(f"(mean score {mean:.2f})")
+        assert mean > 0.5
 
 
 def _band_limited(samples: np.ndarray) -> np.ndarray:

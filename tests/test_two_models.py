@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 import yaml
 
+from detector.classify import clip_labels, score_names
 from detector.config import INSTALL_ROOT, parse_config
 from detector.daemon import SAMPLE_RATE, WINDOW_S
 from detector.errors import ModelError
-from detector.scoring import SIREN_TOPIC, SOUND_TOPIC, Scorer
+from detector.messages import ModelIdentity
+from detector.scoring import SIREN_TOPIC, SOUND_TOPIC, ScoredModel, Scorer
 from detector.synth import generate_scene
 from detector.yamnet import URBAN_CLASSES
 from tests.test_daemon_mqtt import Subscriber, broker, daemon, finish, write_config  # noqa: F401  (fixture)
@@ -77,6 +79,21 @@ def test_classify_with_a_config_shows_every_configured_model(tmp_path: Path) -> 
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout)
     assert len(result["events"]) == 2  # the siren, once per model
+
+
+def test_each_model_gets_its_own_clip_label_under_shared_label_names() -> None:
+    """urban.tflite and YAMNet's tagging share all ten labels; each model's clip label reads its own columns."""
+    names = score_names([ScoredModel(ModelIdentity(name, ""), labels, labels, SOUND_TOPIC, None)
+                         for name, labels in [("emergency", ("non_emergency", "emergency")),
+                                              ("urban", ("dog_bark", "siren")), ("yamnet", ("dog_bark", "siren"))]])
+    assert names[2] == ["yamnet/dog_bark", "yamnet/siren"]
+    windows = [{"scores": {"non_emergency": 0.9, "emergency": 0.1, "dog_bark": 0.2, "siren": 0.8,
+                           "yamnet/dog_bark": 0.7, "yamnet/siren": 0.3}},
+               {"scores": {"non_emergency": 0.3, "emergency": 0.7, "dog_bark": 0.4, "siren": 0.6,
+                           "yamnet/dog_bark": 0.6, "yamnet/siren": 0.4}}]
+    labels = clip_labels(windows, names)
+    assert [label for label, _ in labels] == ["non_emergency", "siren", "dog_bark"]
+    assert [round(mean, 3) for _, mean in labels] == [0.6, 0.7, 0.65]
 
 
 @needs_yamnet
