@@ -533,9 +533,29 @@ def test_saved_urban_cv_is_reused_only_with_the_same_seed_teacher_and_augmentati
         _reused(dataclasses.replace(config, augment_copies=2), saved, 6)
     with pytest.raises(DetectorError, match="augment_seed 0 there, 1 here"):  # another augmentation draw
         _reused(dataclasses.replace(config, seed=1), saved, 6)
+    with pytest.raises(DetectorError, match="speed_semitones None there, 2.0 here"):
+        _reused(dataclasses.replace(config, speed_semitones=2.0), saved, 6)
     with pytest.raises(DetectorError, match="windows 6 there, 7 here"):
         _reused(config, saved, 7)
     assert _reused(config, dataclasses.replace(saved, name="dscnn_m+teacher"), 6) is None  # none saved: CV runs
     (tmp_path / "dscnn_s+teacher_oof.json").write_text(json.dumps({"epochs": 12, "fit_seed": 0}))  # an old record
     with pytest.raises(DetectorError, match="saved CV does not record its fit settings"):
         _reused(config, saved, 6)
+
+
+def test_speed_perturbation_moves_pitch_within_its_range_and_keeps_the_window() -> None:
+    """A 1 kHz tone played faster or slower lands within 2 semitones of 1 kHz, at several places in between,
+    and the window keeps its length (padded or cut)."""
+    from train.augment import speed_change
+
+    rng = np.random.default_rng(0)
+    tone = np.sin(2 * np.pi * 1000 * np.arange(2 * RATE) / RATE).astype(np.float32)
+    peaks = []
+    for _ in range(40):
+        changed = speed_change(tone, rng, 2.0)
+        assert changed.shape == tone.shape and changed.dtype == np.float32
+        spectrum = np.abs(np.fft.rfft(changed[: RATE] * np.hanning(RATE)))  # the first second is never padding
+        peaks.append(float(np.argmax(spectrum)))  # 1 Hz bins
+    assert 1000 * 2 ** (-2 / 12) - 2 <= min(peaks) < 960 and 1040 < max(peaks) <= 1000 * 2 ** (2 / 12) + 2
+    assert len({round(peak) for peak in peaks}) > 20
+

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import butter, sosfilt
+from scipy.signal import butter, resample_poly, sosfilt
 
 from detector import synth
 
@@ -145,6 +145,18 @@ def time_shift(
         out[shift:] = x[:-shift]
     else:
         out[:shift] = x[-shift:]
+    return out
+
+
+def speed_change(x: np.ndarray, rng: np.random.Generator, max_semitones: float) -> np.ndarray:
+    """Play the window up to `max_semitones` faster or slower, pitch and tempo together as a tape would
+    (another engine, fan, dog or siren of the same kind; Salamon and Bello 2017 found pitch shifts the most
+    useful augmentation on UrbanSound8K). Cut, or zero-padded at the end, back to the window's length."""
+    factor = 2.0 ** (rng.uniform(-max_semitones, max_semitones) / 12.0)
+    faster = resample_poly(np.asarray(x, dtype=np.float64), 1000, round(1000 * factor))  # factor > 1: fewer samples
+    out = np.zeros(x.size, dtype=np.float32)
+    kept = min(x.size, faster.size)
+    out[:kept] = faster[:kept]
     return out
 
 

@@ -29,7 +29,15 @@ from detector.tracker import TrackerSettings
 from detector.windows import WindowSpec
 from detector.yamnet import URBAN_CLASSES
 from detector.yamnet_head import with_yamnet_scores
-from train.augment import add_noise_floor, band_limit, mic_colouring, mix_at_snr, random_gain, time_shift
+from train.augment import (
+    add_noise_floor,
+    band_limit,
+    mic_colouring,
+    mix_at_snr,
+    random_gain,
+    speed_change,
+    time_shift,
+)
 from train.datasets import Clip, DatasetError
 from train.examples import SILENT_POSITIVE_DBFS, Examples, concatenate, features_of, load_real_windows, rms_dbfs
 from train.fit import FitSettings, fit_model, predict, standardised_recipe
@@ -165,6 +173,7 @@ class UrbanConfig:
     fit: FitSettings = field(default_factory=lambda: FitSettings(epochs=12))
     tutorial_epochs: int = 10
     augment_copies: int = 1
+    speed_semitones: float = 0.0  # augmented copies: half play up to this many semitones faster or slower (0: none)
     generated: tuple[tuple[str, int], ...] = ()  # (class, windows) generated over real training windows, hard-labelled
     teacher_weight: float = 0.5
     teacher_yamnet_weight: float = 0.0  # the teacher's head times YAMNet's own scores to this power (0: the head)
@@ -202,9 +211,14 @@ class UrbanData:
         return np.isin(self.window_fold, self.test_folds)
 
 
-def _augment_window(window: np.ndarray, under: np.ndarray, rng: np.random.Generator, rate: int) -> np.ndarray:
-    """Gain, shift, another training window underneath at low level, band limit/colouring and hiss."""
-    x = time_shift(window, rng, 0.25) if rng.uniform() < 0.5 else window
+def _augment_window(window: np.ndarray, under: np.ndarray, rng: np.random.Generator, rate: int,
+                    speed_semitones: float = 0.0) -> np.ndarray:
+    """Speed (when asked), gain, shift, another training window underneath at low level, band limit/colouring
+    and hiss. Without speed the random draws are exactly those of the copies the shipped model trained on."""
+    x = window
+    if speed_semitones > 0 and rng.uniform() < 0.5:
+        x = speed_change(x, rng, speed_semitones)
+    x = time_shift(x, rng, 0.25) if rng.uniform() < 0.5 else x
     if rng.uniform() < 0.5:
         x = mix_at_snr(x, under, float(rng.uniform(8.0, 25.0)))
     if rng.uniform() < 0.3:
@@ -218,7 +232,7 @@ def _augment_window(window: np.ndarray, under: np.ndarray, rng: np.random.Genera
     return np.asarray(x, dtype=np.float32)
 
 
-def augment_urban(real: Examples, copies: int, seed: int, rate: int) -> Examples:
+def augment_urban(real: Examples, copies: int, seed: int, rate: int, speed_semitones: float = 0.0) -> Examples:
     """`copies` augmented versions of each real window; each records the groups of both its sources, so
     a fold uses only those made entirely of its training recordings."""
     rng = np.random.default_rng(seed)
@@ -227,7 +241,7 @@ def augment_urban(real: Examples, copies: int, seed: int, rate: int) -> Examples
     groups = []
     for row, index in enumerate(tqdm(sources, desc="augmenting", unit="win")):
         under = int(rng.integers(len(real)))
-        windows[row] = _augment_window(real.windows[index], real.windows[under], rng, rate)
+        windows[row] = _augment_window(real.windows[index], real.windows[under], rng, rate, speed_semitones)
         groups.append(real.groups[index] | real.groups[under])
     return Examples(windows, real.labels[sources], tuple(groups), np.full(len(sources), "real_aug"),
                     real.clip_ids[sources], real.datasets[sources])
@@ -274,7 +288,7 @@ def load_urban_data(config: UrbanConfig, spec: WindowSpec) -> UrbanData:
     keep = _evenly_spaced(keep, real.clip_ids, window_fold == 0, MAX_EXTRA_WINDOWS)
     real = dataclasses.replace(real, labels=labels).subset(keep)
     window_fold = window_fold[keep]
-    augmented = augment_urban(real, config.augment_copies, config.seed, spec.sample_rate)
+    augmented = augment_urban(real, config.augment_copies, config.seed, spec.sample_rate, config.speed_semitones)
     counts = dict(config.generated)
     if counts:  # in `CLASS_GENERATORS` order, so the rows do not depend on the order the classes were given in
         augmented = concatenate([augmented, *(generated_windows(real, name, counts[name], config.seed, spec.sample_rate)
@@ -586,6 +600,7 @@ def _oof_meta(variant: Variant, config: UrbanConfig) -> dict[str, Any]:
     return {"fit": fit,
             **({"augment_copies": config.augment_copies, "augment_seed": config.seed} if variant.augmented else {}),
             **({"generated": dict(config.generated)} if variant.augmented and config.generated else {}),
+            **({"speed_semitones": config.speed_semitones} if variant.augmented and config.speed_semitones else {}),
             **({"teacher": TEACHER, "teacher_weight": variant.teacher_weight} if variant.teacher_weight else {}),
             **({"teacher_yamnet_weight": variant.teacher_yamnet_weight}
                if variant.teacher_weight and variant.teacher_yamnet_weight else {}),
@@ -889,7 +904,9 @@ def ship_urban(members: Sequence[Variant], name: str, data: UrbanData, config: U
             "licence_note": LICENCE_NOTE,
             "real_windows": len(real_feats), "augmented_windows": len(aug_feats),
             "unlabelled_windows": len(transfer_feats) if variant.transfer_per_recording else 0,
-            "augmentation": "per real window, copies: time shift, another training window underneath at "
+            "augmentation": (f"half the copies {config.speed_semitones:g} semitones faster or slower at most, "
+                             if config.speed_semitones else "")
+                            + "per real window, copies: time shift, another training window underneath at "
                             "8-25 dB SNR, band limit, mic colouring, gain -20..+6 dB, hiss",
             "augment_copies": config.augment_copies,
             "generated": dict(config.generated),
