@@ -449,7 +449,7 @@ def test_the_joined_input_is_put_together_from_each_networks_own_features() -> N
     assert unlabelled.shape == (0, *real.shape[1:])
 
 
-def test_transfer_windows_or_mimicry_without_a_teacher_or_a_negative_power_is_one_clear_error(
+def test_transfer_windows_mimicry_or_speed_out_of_place_is_one_clear_error(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from train.cli import main
 
@@ -461,6 +461,10 @@ def test_transfer_windows_or_mimicry_without_a_teacher_or_a_negative_power_is_on
                                                "--teacher-weight > 0 (and W >= 0)")
     assert main(["--task", "urban", "--data", str(tmp_path), "--teacher-yamnet-weight", "-1"]) == 2
     assert capsys.readouterr().err.strip() == "siren-train: error: --teacher-yamnet-weight must be >= 0"
+    assert main(["--task", "urban", "--data", str(tmp_path), "--speed-perturb", "13"]) == 2
+    assert "0 <= --speed-perturb <= 12" in capsys.readouterr().err
+    assert main(["--task", "emergency", "--data", str(tmp_path), "--speed-perturb", "2"]) == 2
+    assert capsys.readouterr().err.strip() == "siren-train: error: --speed-perturb is an urban option (--task urban)"
 
 
 def test_embedder_refuses_a_model_that_is_not_yamnet() -> None:
@@ -533,7 +537,7 @@ def test_saved_urban_cv_is_reused_only_with_the_same_seed_teacher_and_augmentati
         _reused(dataclasses.replace(config, augment_copies=2), saved, 6)
     with pytest.raises(DetectorError, match="augment_seed 0 there, 1 here"):  # another augmentation draw
         _reused(dataclasses.replace(config, seed=1), saved, 6)
-    with pytest.raises(DetectorError, match="speed_semitones None there, 2.0 here"):
+    with pytest.raises(DetectorError, match=r"speed_semitones None there, 2\.0 here"):
         _reused(dataclasses.replace(config, speed_semitones=2.0), saved, 6)
     with pytest.raises(DetectorError, match="windows 6 there, 7 here"):
         _reused(config, saved, 7)
