@@ -494,6 +494,10 @@ def test_siren_train_emergency_end_to_end_and_a_reuse_that_checks_its_settings(
                  "--report", str(report)]) == 0
     card = Classifier(out).card
     assert card.positive_labels == ("emergency",) and 0 < card.threshold < 1
+    import tensorflow as tf
+
+    assert card.raw["training"]["environment"]["tensorflow"] == tf.__version__  # the versions a fit repeats on
+    assert json.loads((report / "report.json").read_text())["environment"]["numpy"] == np.__version__
     first = json.loads((report / "report.json").read_text())["models"]["dscnn_s"]
     assert first["cv_settings"]["plan"]["generated_positives"] == 16 and first["cv_seconds"] >= 0
 

@@ -307,6 +307,12 @@ def test_siren_train_urban_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixt
     assert out.stat().st_size <= 256 * 1024
     results = json.loads((report / "report.json").read_text())
     assert results["test_folds"] == [1, 2] and results["training_only_folds"] == [3]
+    import keras
+    import tensorflow as tf
+
+    # the versions a fit repeats on: in the report and the card
+    assert results["environment"]["tensorflow"] == tf.__version__ == card.raw["training"]["environment"]["tensorflow"]
+    assert results["environment"]["keras"] == keras.__version__ and results["environment"]["python"].startswith("3.")
     assert (report / "dscnn_s_confusion.png").is_file() and (report / "dscnn_s_x2_confusion.png").is_file()
     one_seed, other_seed = (np.load(report / f"{name}_oof.npy") for name in ("dscnn_s", "dscnn_s@1"))
     assert not np.allclose(one_seed, other_seed)  # two fits, not one fit twice

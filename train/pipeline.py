@@ -8,7 +8,9 @@ street-like augmentation made only from training-fold audio. Scores are out-of-f
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
+import platform
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -400,6 +402,19 @@ def random_split_check(arch: Architecture, data: FoldData, config: PipelineConfi
     return summary
 
 
+TRAINING_LIBRARIES = ("numpy", "scipy", "sklearn", "tensorflow", "keras")
+
+
+def training_environment() -> dict[str, str]:
+    """Python's and the numerical libraries' versions: a fit repeats bit for bit only on the same ones. A fresh
+    machine's re-run of the shipped urban recipe moved a network by 2.9 points (docs/EXPERIMENTS.md,
+    session 22), so a saved number is a paired baseline only where these match."""
+    return {"python": platform.python_version(),
+            **{name: importlib.import_module(name).__version__ for name in TRAINING_LIBRARIES}}
+
+
 def write_report(results: dict[str, Any], report_dir: Path) -> None:
-    """report.json, rewritten after each model so a long run that stops keeps what it measured."""
-    (report_dir / "report.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    """report.json, rewritten after each model so a long run that stops keeps what it measured, with the
+    versions it ran on."""
+    report = {**results, "environment": training_environment()}
+    (report_dir / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")

@@ -159,7 +159,7 @@ def final_fit(name: str, arch: Any, real_features: np.ndarray, aug_features: np.
 
 def ship_model(name: str, data: Any, config: Any, results: dict[str, Any]) -> dict[str, Any]:
     """Fit the shipped model (or each member of an ensemble) on every window, export int8, write its card."""
-    from train.pipeline import LABELS
+    from train.pipeline import LABELS, training_environment
 
     cv = results["models"][name]
     threshold = cv["threshold_choice"]["threshold"]
@@ -195,7 +195,7 @@ def ship_model(name: str, data: Any, config: Any, results: dict[str, Any]) -> di
         "training": {"data": TRAINING_DATA, "licence_note": LICENCE_NOTE,
                      "real_windows": len(real_features), "augmented_windows": len(aug_features),
                      "augmentation": dataclasses.asdict(config.plan),
-                     "epochs": config.fit.epochs},
+                     "epochs": config.fit.epochs, "environment": training_environment()},
     }
     written = export_model(model, representative, check, 1, threshold, card, config.out_model,
                            per_channel_weights=config.per_channel_weights)

@@ -51,7 +51,7 @@ from train.models import (
     fit_seed_of,
     input_bins,
 )
-from train.pipeline import _standardise, raw_recipe, refuse_other_settings, write_report
+from train.pipeline import _standardise, raw_recipe, refuse_other_settings, training_environment, write_report
 from train.tune_tracker import replay
 from train.yamnet_teacher import (
     MIMIC_COMPONENTS,
@@ -919,6 +919,7 @@ def ship_urban(members: Sequence[Variant], name: str, data: UrbanData, config: U
                         if variant.teacher_weight else "none (hard labels)"),
             "epochs": variant.epochs,
             "fit_seeds": [member.fit_seed for member in members],
+            "environment": training_environment(),
         },
     }
     assert config.out_model is not None
