@@ -904,10 +904,11 @@ def ship_urban(members: Sequence[Variant], name: str, data: UrbanData, config: U
             "licence_note": LICENCE_NOTE,
             "real_windows": len(real_feats), "augmented_windows": len(aug_feats),
             "unlabelled_windows": len(transfer_feats) if variant.transfer_per_recording else 0,
-            "augmentation": (f"half the copies {config.speed_semitones:g} semitones faster or slower at most, "
-                             if config.speed_semitones else "")
-                            + "per real window, copies: time shift, another training window underneath at "
-                            "8-25 dB SNR, band limit, mic colouring, gain -20..+6 dB, hiss",
+            "augmentation": "per real window, copies: "
+                            + (f"half of them up to {config.speed_semitones:g} semitones faster or slower, "
+                               if config.speed_semitones else "")
+                            + "time shift, another training window underneath at 8-25 dB SNR, band limit, mic "
+                            "colouring, gain -20..+6 dB, hiss",
             "augment_copies": config.augment_copies,
             "generated": dict(config.generated),
             "teacher": (f"{TEACHER}"
