@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import butter, resample_poly, sosfilt
+from scipy.signal import butter, sosfilt
 
 from detector import synth
+from detector.audio import resample
 
 _EPS = 1e-10
 
@@ -153,7 +154,7 @@ def speed_change(x: np.ndarray, rng: np.random.Generator, max_semitones: float) 
     (another engine, fan, dog or siren of the same kind; Salamon and Bello 2017 found pitch shifts the most
     useful augmentation on UrbanSound8K). Cut, or zero-padded at the end, back to the window's length."""
     factor = 2.0 ** (rng.uniform(-max_semitones, max_semitones) / 12.0)
-    faster = resample_poly(np.asarray(x, dtype=np.float64), 1000, round(1000 * factor))  # factor > 1: fewer samples
+    faster = resample(np.asarray(x, dtype=np.float32), round(1000 * factor), 1000)  # factor > 1: fewer samples
     out = np.zeros(x.size, dtype=np.float32)
     kept = min(x.size, faster.size)
     out[:kept] = faster[:kept]
