@@ -67,6 +67,7 @@ class EventTracker:
         self._event_id: str | None = None
         self._start_s = 0.0
         self._last_active_s = 0.0
+        self._heard_until_s = 0.0  # end of the last window fed: how far the audio reached
         self._confidence = 0.0
         self._quiet_windows = 0
         self._refractory_until_s = float("-inf")
@@ -82,6 +83,7 @@ class EventTracker:
     def update(self, window_start_s: float, score: float) -> list[TrackedEvent]:
         """The events this window completes (none, a start, or an end)."""
         centre_s = window_start_s + self.window_s / 2
+        self._heard_until_s = window_start_s + self.window_s
         settings = self.settings
         if self._event_id is None:
             self._recent.append((centre_s, score))
@@ -119,11 +121,14 @@ class EventTracker:
         return start_s
 
     def close(self) -> list[TrackedEvent]:
-        """End an open event where its evidence stopped (end of the audio, or the audio was lost)."""
+        """End an open event at the end of the audio, or where the audio was lost: held for `min_event_s` as
+        while audio continues, but never past the end of the audio heard (a one-window event of a short clip
+        lasts to the clip's end, not zero seconds)."""
         self._recent.clear()
         if self._event_id is None:
             return []
-        return [self._end(max(self._last_active_s, self._start_s))]
+        held_until_s = min(self._start_s + self.settings.min_event_s, self._heard_until_s)
+        return [self._end(max(self._last_active_s, held_until_s))]
 
     def _end(self, end_s: float) -> TrackedEvent:
         event = TrackedEvent(self._event_id or "", "end", self.label, self._confidence, self._start_s, end_s)

@@ -170,8 +170,18 @@ def test_an_instant_threshold_starts_a_clear_siren_one_window_sooner() -> None:
 
 
 def test_close_ends_an_open_event() -> None:
-    events = run_tracker([0.1, 0.9, 0.9, 0.9])
-    assert [e.type for e in events] == ["start", "end"] and events[1].end_s == pytest.approx(4.0)
+    events = run_tracker([0.1, 0.9, 0.9, 0.9])  # start at centre 2; the audio ends with window 3's end, 5
+    assert [e.type for e in events] == ["start", "end"] and events[1].end_s == pytest.approx(5.0)  # min_event_s
+    long_event = run_tracker([0.1, 0.9, 0.9, 0.9, 0.9, 0.9, 0.3])  # one quiet window: still open at the end
+    assert long_event[1].end_s == pytest.approx(6.0)  # where its evidence stopped (window 5's centre)
+
+
+def test_close_holds_a_one_window_event_to_the_end_of_the_audio() -> None:
+    tracker = EventTracker("emergency", dataclasses.replace(TRACKER, instant_threshold=0.95), window_s=2.0)
+    started = tracker.update(0.0, 0.97)  # a 2 s clip: one window, centre 1
+    end = tracker.close()
+    assert [e.type for e in started + end] == ["start", "end"]
+    assert started[0].start_s == pytest.approx(1.0) and end[0].end_s == pytest.approx(2.0)  # not 1.0 - 1.0
 
 
 # --- spool --------------------------------------------------------------------------------------------
