@@ -41,10 +41,10 @@ def main() -> None:
 
     RESULTS_DIR.mkdir(exist_ok=True)
     results_path = RESULTS_DIR / "results.json"
-    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    results = _read_results(results_path)
     pin_to_one_core(args.core)
-    results["machine"] = machine()
-    print(f"{results['machine']}; in-process benchmarks pinned to core {args.core}\n", flush=True)
+    this_machine = machine()
+    print(f"{this_machine}; in-process benchmarks pinned to core {args.core}\n", flush=True)
     windows = scene_windows(args.windows) if {"per_window", "frontier"} & set(chosen) else None
     yamnet = args.yamnet if args.yamnet.is_file() else None
     runs: dict[str, tuple[Any, Callable[[], dict[str, Any]]]] = {
@@ -62,11 +62,23 @@ def main() -> None:
         if name == "frontier":
             frontier.plot(result, RESULTS_DIR / "frontier.png")
             text += f"\n(plot: {RESULTS_DIR / 'frontier.png'})"
-        results[name] = {**result, "measured": time.strftime("%Y-%m-%d %H:%M"),
+        results[name] = {**result, "machine": this_machine, "measured": time.strftime("%Y-%m-%d %H:%M"),
                          "took_s": round(time.monotonic() - started)}
         results_path.write_text(json.dumps(results, indent=2) + "\n")
         print(text + "\n", flush=True)
     print(f"wrote {results_path}")
+
+
+def _read_results(path: Path) -> dict[str, Any]:
+    """The saved sections, each naming the machine it ran on: `--only` re-runs some and keeps the rest, so one
+    machine field for the whole file would mislabel the sections it did not run. A file from before sections
+    carried their own gets its single field moved into each section."""
+    results = json.loads(path.read_text()) if path.exists() else {}
+    shared_machine = results.pop("machine", None)
+    if shared_machine is not None:
+        for section in results.values():
+            section.setdefault("machine", shared_machine)
+    return results
 
 
 if __name__ == "__main__":
