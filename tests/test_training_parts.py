@@ -203,6 +203,59 @@ def test_mimicry_teaches_the_features_under_the_classifier_the_teachers_embeddin
     assert encoded(1.0) > 0.8 and encoded(0.0) < 0.3  # measured: 0.93 and 0.00
 
 
+def test_mixup_batches_mix_features_targets_and_weights_alike_with_the_window_the_larger_part() -> None:
+    """Each row of a batch is one window mixed with another at one share, the same for its features, its target
+    and its loss weight; the share is at least a half; every window leads once an epoch; a seed repeats it."""
+    from train.fit import _MixupBatches
+
+    n = 50
+    features = np.repeat(np.arange(n, dtype=np.float32), 6).reshape(n, 2, 3)  # window i is all i
+    targets = np.column_stack([np.arange(n), np.ones(n)]).astype(np.float32)
+    weights = np.arange(n, dtype=np.float32)
+    batches = _MixupBatches(features, targets, weights, 16, alpha=0.4, seed=3)
+    assert len(batches) == 4
+    order = batches.order.copy()
+    rows = [batches[i] for i in range(len(batches))]
+    x = np.concatenate([r[0] for r in rows])
+    y = np.concatenate([r[1] for r in rows])
+    w = np.concatenate([r[2] for r in rows])
+    assert x.shape == (n, 2, 3) and np.allclose(x, x[:, :1, :1])
+    assert np.allclose(x[:, 0, 0], y[:, 0], atol=1e-4) and np.allclose(w, y[:, 0], atol=1e-4)
+    assert np.allclose(y[:, 1], 1.0)  # targets stay distributions
+    lead, partner = order, batches.partner[order]
+    share = np.where(lead != partner, (x[:, 0, 0] - partner) / np.where(lead != partner, lead - partner, 1), 1.0)
+    assert share.min() >= 0.5 - 1e-4 and share.max() <= 1 + 1e-4 and share.std() > 0.05
+    assert sorted(lead) == list(range(n))
+    again = _MixupBatches(features, targets, weights, 16, alpha=0.4, seed=3)
+    assert np.array_equal(again[0][0], rows[0][0])
+    batches.on_epoch_end()
+    assert not np.array_equal(batches.order, order)  # a fresh shuffle each epoch
+
+
+def test_a_fit_with_mixup_learns_and_repeats() -> None:
+    """Mixup changes the fit, not whether it learns: a separable problem is still learnt, and the same seed
+    gives the same weights."""
+    import keras
+
+    from train.fit import FitSettings, fit_model
+    from train.models import LOGMEL_64, Architecture
+
+    def build(shape: tuple[int, int], n_labels: int) -> keras.Model:
+        inputs = keras.Input(shape)
+        return keras.Model(inputs, keras.layers.Dense(n_labels, activation="softmax")(keras.layers.Flatten()(inputs)))
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(200, 2, 3)).astype(np.float32)
+    labels = (features[:, 0, 0] > 0).astype(int)
+    arch = Architecture("t", LOGMEL_64, build, False, "test")
+    settings = FitSettings(epochs=30, batch_size=16, learning_rate=3e-2, verbose=0, mixup_alpha=0.4)
+    first, second = (fit_model(arch, features, labels, 2, settings).predict(features, verbose=0) for _ in range(2))
+    plain = fit_model(arch, features, labels, 2, FitSettings(epochs=30, batch_size=16, learning_rate=3e-2, verbose=0))
+    assert np.mean(first.argmax(1) == labels) > 0.9
+    assert np.array_equal(first, second)
+    assert not np.allclose(first, plain.predict(features, verbose=0))
+
+
 def test_a_saved_cross_validation_is_reused_only_with_the_same_epochs(tmp_path: Path) -> None:
     import dataclasses
     import json

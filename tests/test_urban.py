@@ -455,7 +455,7 @@ def test_the_joined_input_is_put_together_from_each_networks_own_features() -> N
     assert unlabelled.shape == (0, *real.shape[1:])
 
 
-def test_transfer_windows_mimicry_or_speed_out_of_place_is_one_clear_error(
+def test_transfer_windows_mimicry_speed_or_mixup_out_of_place_is_one_clear_error(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from train.cli import main
 
@@ -471,6 +471,13 @@ def test_transfer_windows_mimicry_or_speed_out_of_place_is_one_clear_error(
     assert "0 <= --speed-perturb <= 12" in capsys.readouterr().err
     assert main(["--task", "emergency", "--data", str(tmp_path), "--speed-perturb", "2"]) == 2
     assert capsys.readouterr().err.strip() == "siren-train: error: --speed-perturb is an urban option (--task urban)"
+    assert main(["--task", "emergency", "--data", str(tmp_path), "--mixup", "0.3"]) == 2
+    assert capsys.readouterr().err.strip() == "siren-train: error: --mixup is an urban option (--task urban)"
+    assert main(["--task", "urban", "--data", str(tmp_path), "--mixup", "-1"]) == 2
+    assert "--mixup >= 0" in capsys.readouterr().err
+    assert main(["--task", "urban", "--data", str(tmp_path), "--mixup", "0.3", "--mimic-weight", "1"]) == 2
+    assert capsys.readouterr().err.strip() == ("siren-train: error: --mixup and --mimic-weight do not mix "
+                                               "(mimicry fits without mixup)")
 
 
 def test_embedder_refuses_a_model_that_is_not_yamnet() -> None:
@@ -545,12 +552,27 @@ def test_saved_urban_cv_is_reused_only_with_the_same_seed_teacher_and_augmentati
         _reused(dataclasses.replace(config, seed=1), saved, 6)
     with pytest.raises(DetectorError, match=r"speed_semitones None there, 2\.0 here"):
         _reused(dataclasses.replace(config, speed_semitones=2.0), saved, 6)
+    with pytest.raises(DetectorError, match=r"fit\.mixup_alpha None there, 0\.3 here"):
+        _reused(dataclasses.replace(config, fit=FitSettings(epochs=12, mixup_alpha=0.3)), saved, 6)
+    assert "mixup_alpha" not in _oof_meta(saved, config)["fit"]  # off, it is not recorded: older CVs stay reusable
     with pytest.raises(DetectorError, match="windows 6 there, 7 here"):
         _reused(config, saved, 7)
     assert _reused(config, dataclasses.replace(saved, name="dscnn_m+teacher"), 6) is None  # none saved: CV runs
     (tmp_path / "dscnn_s+teacher_oof.json").write_text(json.dumps({"epochs": 12, "fit_seed": 0}))  # an old record
     with pytest.raises(DetectorError, match="saved CV does not record its fit settings"):
         _reused(config, saved, 6)
+
+
+def test_mixup_reaches_the_projects_networks_and_not_the_tutorials(tmp_path: Path) -> None:
+    """The tutorial baselines train as the tutorials did, whatever the run's --mixup."""
+    from train.models import ARCHITECTURES
+    from train.urban import Variant, variant_fit_settings
+
+    config = UrbanConfig(clips=(), report_dir=tmp_path, fit=FitSettings(epochs=12, mixup_alpha=0.3))
+    ours = Variant("dscnn_m", ARCHITECTURES["dscnn_m"], True, 0.0, 16)
+    tutorial = Variant("mfcc_dense", ARCHITECTURES["mfcc_dense"], False, 0.0, 16)
+    assert variant_fit_settings(ours, config).mixup_alpha == 0.3
+    assert variant_fit_settings(tutorial, config).mixup_alpha == 0.0
 
 
 def test_speed_perturbation_moves_pitch_within_its_range_and_keeps_the_window() -> None:

@@ -84,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--speed-perturb", type=float, default=0.0, metavar="SEMITONES",
                         help="urban: half the augmented copies play up to SEMITONES faster or slower, pitch and "
                              "tempo together (default 0 = none)")
+    parser.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
+                        help="urban: each training batch mixed with a shuffled copy of itself (features, targets and "
+                             "loss weights) at a share drawn from Beta(ALPHA, ALPHA); not the tutorials "
+                             "(default 0 = none)")
     parser.add_argument("--generated", action="append", default=[], metavar="CLASS=N",
                         help="urban: N generated sounds of CLASS (jackhammer, engine_idling or air_conditioner) over "
                              "real training windows, hard-labelled, among the augmented windows; repeatable "
@@ -160,9 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     names = (*names, *(member for member in cross_validated if member not in names))
     if urban:
         return _urban(args, names, shipped)
-    if args.speed_perturb:
-        print("siren-train: error: --speed-perturb is an urban option (--task urban)", file=sys.stderr)
-        return 2
+    for option, value in (("--speed-perturb", args.speed_perturb), ("--mixup", args.mixup)):
+        if value:
+            print(f"siren-train: error: {option} is an urban option (--task urban)", file=sys.stderr)
+            return 2
     try:
         from train.pipeline import PipelineConfig, run_pipeline
 
@@ -210,9 +215,13 @@ def _urban(args: argparse.Namespace, names: tuple[str, ...], shipped: list[str])
         return 2
     if (args.augment_copies < 0 or not 0 <= args.teacher_weight <= 1 or args.ship_seeds < 1
             or (args.representative_windows is not None and args.representative_windows < 1)
-            or not 0 <= args.speed_perturb <= 12):
+            or not 0 <= args.speed_perturb <= 12 or args.mixup < 0):
         print("siren-train: error: need --augment-copies >= 0, 0 <= --teacher-weight <= 1, --ship-seeds >= 1, "
-              "--representative-windows >= 1 and 0 <= --speed-perturb <= 12", file=sys.stderr)
+              "--representative-windows >= 1, 0 <= --speed-perturb <= 12 and --mixup >= 0", file=sys.stderr)
+        return 2
+    if args.mixup and args.mimic_weight:
+        print("siren-train: error: --mixup and --mimic-weight do not mix (mimicry fits without mixup)",
+              file=sys.stderr)
         return 2
     generated = _generated_counts(args.generated)
     if isinstance(generated, str):
@@ -254,7 +263,8 @@ def _urban(args: argparse.Namespace, names: tuple[str, ...], shipped: list[str])
         run_urban(UrbanConfig(
             clips=clips, report_dir=args.report, architectures=names, ship=args.ship,
             out_model=None if args.no_ship else args.out,
-            fit=FitSettings(epochs=args.epochs, seed=args.seed), tutorial_epochs=args.tutorial_epochs,
+            fit=FitSettings(epochs=args.epochs, seed=args.seed, mixup_alpha=args.mixup),
+            tutorial_epochs=args.tutorial_epochs,
             augment_copies=args.augment_copies, speed_semitones=args.speed_perturb, generated=generated,
             teacher_weight=args.teacher_weight,
             teacher_yamnet_weight=args.teacher_yamnet_weight, transfer_per_recording=args.transfer_windows,

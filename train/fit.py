@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import keras
 import numpy as np
@@ -21,7 +22,9 @@ class FitSettings:
     `mine_epochs` > 0: the last `mine_epochs` of `epochs` continue (same learning-rate schedule) with the
     `mine_fraction` of real non-siren training windows the model itself scores highest weighted by
     `mine_weight` (two-pass hard-negative mining, on the fold's own training windows only);
-    `mimic_weight` > 0: the loss weight of predicting the teacher's embedding (see `fit_model`)."""
+    `mimic_weight` > 0: the loss weight of predicting the teacher's embedding (see `fit_model`);
+    `mixup_alpha` > 0: every batch is mixed with a shuffled copy of itself, features, targets and loss weights
+    alike, at a share drawn per window from Beta(alpha, alpha) (mixup, Zhang et al. 2018)."""
 
     epochs: int = 12
     batch_size: int = 64
@@ -35,6 +38,45 @@ class FitSettings:
     mine_fraction: float = 0.1
     mine_weight: float = 3.0
     mimic_weight: float = 0.0
+    mixup_alpha: float = 0.0
+
+
+def recorded_settings(settings: FitSettings) -> dict[str, Any]:
+    """The settings that shape a fit, as saved beside its scores for `--reuse-cv` to compare: not the
+    verbosity, and mixup only when on, so records made before it existed still match."""
+    return {k: v for k, v in dataclasses.asdict(settings).items()
+            if k != "verbose" and not (k == "mixup_alpha" and v == 0)}
+
+
+class _MixupBatches(keras.utils.PyDataset):
+    """Shuffled batches, each window mixed with another of the epoch's (a second permutation) at a share
+    drawn from Beta(alpha, alpha), kept >= 0.5 so the window stays the larger part. One random stream drawn in
+    batch order, so a fit repeats."""
+
+    def __init__(self, features: np.ndarray, targets: np.ndarray, weights: np.ndarray, batch_size: int,
+                 alpha: float, seed: int) -> None:
+        super().__init__()
+        self.features, self.targets, self.weights = features, targets, weights.astype(np.float32)
+        self.batch_size, self.alpha = batch_size, alpha
+        self.rng = np.random.default_rng(seed)
+        self.on_epoch_end()
+
+    def __len__(self) -> int:
+        return int(np.ceil(len(self.targets) / self.batch_size))
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        partners = self.partner[rows]
+        share = self.rng.beta(self.alpha, self.alpha, len(rows)).astype(np.float32)
+        share = np.maximum(share, 1.0 - share)
+        mixed = share.reshape(-1, *[1] * (self.features.ndim - 1))
+        return (mixed * self.features[rows] + (1.0 - mixed) * self.features[partners],
+                share[:, None] * self.targets[rows] + (1.0 - share[:, None]) * self.targets[partners],
+                share * self.weights[rows] + (1.0 - share) * self.weights[partners])
+
+    def on_epoch_end(self) -> None:
+        self.order = self.rng.permutation(len(self.targets))
+        self.partner = self.rng.permutation(len(self.targets))
 
 
 def standardised_recipe(recipe: FeatureRecipe, features: np.ndarray) -> FeatureRecipe:
@@ -80,6 +122,11 @@ def fit_model(architecture: Architecture, features: np.ndarray, labels: np.ndarr
                       batch_size=settings.batch_size, shuffle=True, verbose=settings.verbose)
         return model
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=["categorical_accuracy"])
+    if settings.mixup_alpha > 0:
+        assert mine is None, "mixup and hard-negative mining do not mix"
+        model.fit(_MixupBatches(features, targets, weights, settings.batch_size, settings.mixup_alpha, settings.seed),
+                  epochs=settings.epochs, verbose=settings.verbose)
+        return model
     mining = mine is not None and 0 < settings.mine_epochs < settings.epochs
     first = settings.epochs - settings.mine_epochs if mining else settings.epochs
     model.fit(features, targets, sample_weight=weights, epochs=first, batch_size=settings.batch_size,

@@ -32,7 +32,7 @@ from train.examples import (
     features_of,
     load_siren_task_windows,
 )
-from train.fit import FitSettings, fit_model, hard_negative_factors, predict, standardised_recipe
+from train.fit import FitSettings, fit_model, hard_negative_factors, predict, recorded_settings, standardised_recipe
 from train.models import Architecture, architecture_of, count_macs, describe, ensemble_members, fit_seed_of
 from train.street import StreetSet, make_street_set
 from train.yamnet_teacher import cross_fitted_probabilities, yamnet_outputs
@@ -207,8 +207,8 @@ def cv_fit_settings(config: PipelineConfig, name: str) -> FitSettings:
 
 def cv_settings(config: PipelineConfig, name: str) -> dict[str, Any]:
     """Everything that shaped `name`'s out-of-fold scores, recorded so that `--reuse-cv` can check it."""
-    fit = {k: v for k, v in dataclasses.asdict(cv_fit_settings(config, name)).items() if k != "verbose"}
-    return {"folds": config.folds, "fit": fit, "plan": dataclasses.asdict(config.plan)}
+    return {"folds": config.folds, "fit": recorded_settings(cv_fit_settings(config, name)),
+            "plan": dataclasses.asdict(config.plan)}
 
 
 def refuse_other_settings(earlier: dict[str, Any], now: dict[str, Any], saved: str) -> None:

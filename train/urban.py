@@ -40,7 +40,7 @@ from train.augment import (
 )
 from train.datasets import Clip, DatasetError
 from train.examples import SILENT_POSITIVE_DBFS, Examples, concatenate, features_of, load_real_windows, rms_dbfs
-from train.fit import FitSettings, fit_model, predict, standardised_recipe
+from train.fit import FitSettings, fit_model, predict, recorded_settings, standardised_recipe
 from train.models import (
     ARCHITECTURES,
     Architecture,
@@ -588,16 +588,17 @@ def _reused(config: UrbanConfig, variant: Variant, n_windows: int) -> np.ndarray
 
 
 def variant_fit_settings(variant: Variant, config: UrbanConfig) -> FitSettings:
-    """The run's fit settings with the variant's own epochs, mimicry and fit seed."""
+    """The run's fit settings with the variant's own epochs, mimicry and fit seed; tutorials without mixup (they
+    train as the tutorials did)."""
+    mixup_alpha = 0.0 if variant.arch.tutorial else config.fit.mixup_alpha
     return dataclasses.replace(config.fit, epochs=variant.epochs, mimic_weight=variant.mimic_weight,
-                               seed=variant.fit_seed)
+                               seed=variant.fit_seed, mixup_alpha=mixup_alpha)
 
 
 def _oof_meta(variant: Variant, config: UrbanConfig) -> dict[str, Any]:
     """What saved out-of-fold scores (and a saved final fit) must match to be reused: every fit setting
     (learning rate and batch size too), the augmentation, the teacher and the unlabelled windows."""
-    fit = {k: v for k, v in dataclasses.asdict(variant_fit_settings(variant, config)).items() if k != "verbose"}
-    return {"fit": fit,
+    return {"fit": recorded_settings(variant_fit_settings(variant, config)),
             **({"augment_copies": config.augment_copies, "augment_seed": config.seed} if variant.augmented else {}),
             **({"generated": dict(config.generated)} if variant.augmented and config.generated else {}),
             **({"speed_semitones": config.speed_semitones} if variant.augmented and config.speed_semitones else {}),
