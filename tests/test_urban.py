@@ -300,7 +300,7 @@ def test_siren_train_urban_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "mfcc_dense" in evaluation["baselines_same_folds"]
     assert evaluation["this_model"]["members"] == ["dscnn_s", "dscnn_s@1"]  # the shipped average of two seeds
     assert {"dscnn_s", "dscnn_s@1"} <= set(evaluation["baselines_same_folds"])
-    assert card.raw["training"]["fit_seeds"] == [0, 1]
+    assert card.raw["training"]["fit_seeds"] == [0, 1] and "mixup_alpha" not in card.raw["training"]
     assert card.raw["parameters"] == 2 * evaluation["baselines_same_folds"]["dscnn_s"]["parameters"]
     assert "CC BY-NC" in card.raw["training"]["licence_note"]
     assert card.raw["export_check"]["decision"] == "argmax"
@@ -355,7 +355,7 @@ def test_members_fitted_in_separate_runs_are_exported_together(tmp_path: Path,
 
     build_tree(tmp_path / "us8k")
     data = ["--task", "urban", "--data", str(tmp_path / "us8k"), "--models", "dscnn_s", "--ship", "dscnn_s",
-            "--ship-seeds", "2", "--epochs", "1"]
+            "--ship-seeds", "2", "--epochs", "1", "--mixup", "0.3"]  # mixup recorded, reused and carded
     for k in (0, 1):
         assert main([*data, "--member", str(k), "--report", str(tmp_path / f"member{k}")]) == 0
     assert not (tmp_path / "models").exists()  # a member run exports nothing
@@ -370,6 +370,7 @@ def test_members_fitted_in_separate_runs_are_exported_together(tmp_path: Path,
     printed = capsys.readouterr().out
     assert printed.count("reusing out-of-fold scores") == 2 and printed.count("final fit reused") == 2
     assert Classifier(out).card.raw["training"]["fit_seeds"] == [0, 1]
+    assert Classifier(out).card.raw["training"]["mixup_alpha"] == 0.3
     # the same two fits named one by one (`NAME@N` is NAME with fit seed N), then only the second
     named = [arg for arg in data if arg not in ("--ship-seeds", "2")]
     named[named.index("--ship") + 1] = "dscnn_s+dscnn_s@1"
