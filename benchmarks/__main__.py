@@ -41,7 +41,8 @@ def main() -> None:
 
     RESULTS_DIR.mkdir(exist_ok=True)
     results_path = RESULTS_DIR / "results.json"
-    results = _read_results(results_path)
+    # each section names its own machine: `--only` re-runs some sections and keeps the others
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
     pin_to_one_core(args.core)
     this_machine = machine()
     print(f"{this_machine}; in-process benchmarks pinned to core {args.core}\n", flush=True)
@@ -67,18 +68,6 @@ def main() -> None:
         results_path.write_text(json.dumps(results, indent=2) + "\n")
         print(text + "\n", flush=True)
     print(f"wrote {results_path}")
-
-
-def _read_results(path: Path) -> dict[str, Any]:
-    """The saved sections, each naming the machine it ran on: `--only` re-runs some and keeps the rest, so one
-    machine field for the whole file would mislabel the sections it did not run. A file from before sections
-    carried their own gets its single field moved into each section."""
-    results = json.loads(path.read_text()) if path.exists() else {}
-    shared_machine = results.pop("machine", None)
-    if shared_machine is not None:
-        for section in results.values():
-            section.setdefault("machine", shared_machine)
-    return results
 
 
 if __name__ == "__main__":

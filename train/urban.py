@@ -920,7 +920,7 @@ def ship_urban(members: Sequence[Variant], name: str, data: UrbanData, config: U
                         + (", not of the generated windows (hard labels)" if config.generated else "")
                         if variant.teacher_weight else "none (hard labels)"),
             "epochs": variant.epochs,
-            **({"mixup_alpha": config.fit.mixup_alpha} if config.fit.mixup_alpha else {}),
+            **({"mixup_alpha": mixup} if (mixup := variant_fit_settings(variant, config).mixup_alpha) else {}),
             "fit_seeds": [member.fit_seed for member in members],
             "environment": training_environment(),
         },
