@@ -315,6 +315,16 @@ def test_a_saved_cross_validation_with_its_settings_is_reused_only_when_they_all
     assert reused_cross_validation(tmp_path, "mfcc_dense", tutorial, 2, {}).tolist() == pytest.approx([0.2, 0.7])
 
 
+def test_emergency_mixup_reaches_the_projects_networks_and_not_the_tutorials() -> None:
+    from train.fit import FitSettings
+    from train.pipeline import PipelineConfig, cv_fit_settings
+
+    config = PipelineConfig(clips=(), report_dir=Path("unused"), architectures=("dscnn_s", "mfcc_dense"), ship=None,
+                            out_model=None, fit=FitSettings(epochs=3, mixup_alpha=0.3))
+    assert cv_fit_settings(config, "dscnn_s").mixup_alpha == 0.3
+    assert cv_fit_settings(config, "mfcc_dense").mixup_alpha == 0.0  # the tutorials train as the tutorials did
+
+
 def test_a_seed_variant_is_its_network_with_another_fit_seed_and_the_same_data() -> None:
     from train.fit import FitSettings
     from train.models import ARCHITECTURES, architecture_of, describe, is_model_name
@@ -541,12 +551,14 @@ def test_siren_train_emergency_end_to_end_and_a_reuse_that_checks_its_settings(
             (tmp_path / "data" / label).mkdir(parents=True, exist_ok=True)
             sf.write(tmp_path / "data" / label / f"{label}{k}.wav", audio, RATE)
     small = ["--data", str(tmp_path / "data"), "--models", "dscnn_s", "--folds", "2", "--epochs", "1",
-             "--generated-positives", "16", "--generated-negatives", "16", "--generated-distractors", "16"]
+             "--generated-positives", "16", "--generated-negatives", "16", "--generated-distractors", "16",
+             "--mixup", "0.3"]
     out, report = tmp_path / "emergency.tflite", tmp_path / "report"
     assert main([*small, "--ship", "dscnn_s", "--no-random-split-check", "--out", str(out),
                  "--report", str(report)]) == 0
     card = Classifier(out).card
     assert card.positive_labels == ("emergency",) and 0 < card.threshold < 1
+    assert card.raw["training"]["mixup_alpha"] == 0.3
     import tensorflow as tf
 
     assert card.raw["training"]["environment"]["tensorflow"] == tf.__version__  # the versions a fit repeats on
@@ -561,6 +573,8 @@ def test_siren_train_emergency_end_to_end_and_a_reuse_that_checks_its_settings(
     capsys.readouterr()
     assert main([*small, "--copies-per-positive", "3", "--reuse-cv", str(report), "--report", str(again)]) == 2
     assert "plan.copies_per_positive 2 there, 3 here" in capsys.readouterr().err
+    assert main([*small, "--mixup", "0.2", "--reuse-cv", str(report), "--report", str(again)]) == 2
+    assert "fit.mixup_alpha 0.3 there, 0.2 here" in capsys.readouterr().err
 
     # the first run saved its final fit: shipping again from that folder exports the same network
     reshipped = tmp_path / "reshipped.tflite"

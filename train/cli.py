@@ -85,9 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="urban: half the augmented copies play up to SEMITONES faster or slower, pitch and "
                              "tempo together (default 0 = none)")
     parser.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
-                        help="urban: each training batch mixed with a shuffled copy of itself (features, targets and "
-                             "loss weights) at a share drawn from Beta(ALPHA, ALPHA); not the tutorials "
-                             "(default 0 = none)")
+                        help="each training batch mixed with a shuffled copy of itself (features, targets and loss "
+                             "weights) at a share drawn from Beta(ALPHA, ALPHA); not the tutorials, not with "
+                             "--mine-epochs or --mimic-weight (default 0 = none)")
     parser.add_argument("--generated", action="append", default=[], metavar="CLASS=N",
                         help="urban: N generated sounds of CLASS (jackhammer, engine_idling or air_conditioner) over "
                              "real training windows, hard-labelled, among the augmented windows; repeatable "
@@ -164,10 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     names = (*names, *(member for member in cross_validated if member not in names))
     if urban:
         return _urban(args, names, shipped)
-    for option, value in (("--speed-perturb", args.speed_perturb), ("--mixup", args.mixup)):
-        if value:
-            print(f"siren-train: error: {option} is an urban option (--task urban)", file=sys.stderr)
-            return 2
+    if args.speed_perturb:
+        print("siren-train: error: --speed-perturb is an urban option (--task urban)", file=sys.stderr)
+        return 2
+    if args.mixup < 0 or (args.mixup and args.mine_epochs):
+        print("siren-train: error: need --mixup >= 0, and not with --mine-epochs (mining weighs unmixed windows)",
+              file=sys.stderr)
+        return 2
     try:
         from train.pipeline import PipelineConfig, run_pipeline
 
@@ -177,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             folds=args.folds, budget_per_hour=args.false_events_per_hour,
             fit=FitSettings(epochs=args.epochs, seed=args.seed, teacher_weight=args.teacher_weight,
                             hard_negative_weight=args.hard_negative_weight, mine_epochs=args.mine_epochs,
-                            mine_fraction=args.mine_fraction, mine_weight=args.mine_weight),
+                            mine_fraction=args.mine_fraction, mine_weight=args.mine_weight, mixup_alpha=args.mixup),
             tutorial_epochs=args.tutorial_epochs,
             plan=AugmentPlan(copies_per_positive=args.copies_per_positive,
                              generated_positives=args.generated_positives,

@@ -122,12 +122,12 @@ def fit_model(architecture: Architecture, features: np.ndarray, labels: np.ndarr
                       batch_size=settings.batch_size, shuffle=True, verbose=settings.verbose)
         return model
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=["categorical_accuracy"])
+    mining = mine is not None and 0 < settings.mine_epochs < settings.epochs
     if settings.mixup_alpha > 0:
-        assert mine is None, "mixup and hard-negative mining do not mix"
+        assert not mining, "mixup and hard-negative mining do not mix"
         model.fit(_MixupBatches(features, targets, weights, settings.batch_size, settings.mixup_alpha, settings.seed),
                   epochs=settings.epochs, verbose=settings.verbose)
         return model
-    mining = mine is not None and 0 < settings.mine_epochs < settings.epochs
     first = settings.epochs - settings.mine_epochs if mining else settings.epochs
     model.fit(features, targets, sample_weight=weights, epochs=first, batch_size=settings.batch_size,
               shuffle=True, verbose=settings.verbose)

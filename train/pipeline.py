@@ -197,12 +197,13 @@ def cross_validate(name: str, data: FoldData, config: PipelineConfig, street: li
 
 
 def cv_fit_settings(config: PipelineConfig, name: str) -> FitSettings:
-    """How `name` is fitted in each fold: the run's settings with its fit seed; tutorials as the tutorials."""
+    """How `name` is fitted in each fold: the run's settings with its fit seed; tutorials as the tutorials
+    (no teacher, no mining, no mixup)."""
     fit = with_fit_seed(config, name).fit
     if not architecture_of(name).tutorial:
         return fit
     return dataclasses.replace(fit, epochs=config.tutorial_epochs, teacher_weight=0.0, hard_negative_weight=1.0,
-                               mine_epochs=0)
+                               mine_epochs=0, mixup_alpha=0.0)
 
 
 def cv_settings(config: PipelineConfig, name: str) -> dict[str, Any]:

@@ -195,7 +195,9 @@ def ship_model(name: str, data: Any, config: Any, results: dict[str, Any]) -> di
         "training": {"data": TRAINING_DATA, "licence_note": LICENCE_NOTE,
                      "real_windows": len(real_features), "augmented_windows": len(aug_features),
                      "augmentation": dataclasses.asdict(config.plan),
-                     "epochs": config.fit.epochs, "environment": training_environment()},
+                     "epochs": config.fit.epochs,
+                     **({"mixup_alpha": config.fit.mixup_alpha} if config.fit.mixup_alpha else {}),
+                     "environment": training_environment()},
     }
     written = export_model(model, representative, check, 1, threshold, card, config.out_model,
                            per_channel_weights=config.per_channel_weights)
