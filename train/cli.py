@@ -156,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         print("siren-train: error: need 0 <= --mine-epochs < --epochs, 0 < --mine-fraction <= 1, --mine-weight > 0",
               file=sys.stderr)
         return 2
+    if args.mixup < 0:
+        print("siren-train: error: need --mixup >= 0", file=sys.stderr)
+        return 2
     if args.ship and ensemble_recipe(args.ship) is None:
         print(f"siren-train: error: the members of --ship {args.ship} need the same features (or log-mel and "
               "PCEN agreeing on everything else)", file=sys.stderr)
@@ -167,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.speed_perturb:
         print("siren-train: error: --speed-perturb is an urban option (--task urban)", file=sys.stderr)
         return 2
-    if args.mixup < 0 or (args.mixup and args.mine_epochs):
+    if args.mixup and args.mine_epochs:
         print("siren-train: error: need --mixup >= 0, and not with --mine-epochs (mining weighs unmixed windows)",
               file=sys.stderr)
         return 2
@@ -218,9 +221,9 @@ def _urban(args: argparse.Namespace, names: tuple[str, ...], shipped: list[str])
         return 2
     if (args.augment_copies < 0 or not 0 <= args.teacher_weight <= 1 or args.ship_seeds < 1
             or (args.representative_windows is not None and args.representative_windows < 1)
-            or not 0 <= args.speed_perturb <= 12 or args.mixup < 0):
+            or not 0 <= args.speed_perturb <= 12):
         print("siren-train: error: need --augment-copies >= 0, 0 <= --teacher-weight <= 1, --ship-seeds >= 1, "
-              "--representative-windows >= 1, 0 <= --speed-perturb <= 12 and --mixup >= 0", file=sys.stderr)
+              "--representative-windows >= 1 and 0 <= --speed-perturb <= 12", file=sys.stderr)
         return 2
     if args.mixup and args.mimic_weight:
         print("siren-train: error: --mixup and --mimic-weight do not mix (mimicry fits without mixup)",
