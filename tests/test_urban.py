@@ -473,7 +473,7 @@ def test_transfer_windows_mimicry_speed_or_mixup_out_of_place_is_one_clear_error
     assert main(["--task", "emergency", "--data", str(tmp_path), "--speed-perturb", "2"]) == 2
     assert capsys.readouterr().err.strip() == "siren-train: error: --speed-perturb is an urban option (--task urban)"
     assert main(["--task", "emergency", "--data", str(tmp_path), "--mixup", "0.3", "--mine-epochs", "2"]) == 2
-    assert capsys.readouterr().err.strip() == ("siren-train: error: need --mixup >= 0, and not with --mine-epochs "
+    assert capsys.readouterr().err.strip() == ("siren-train: error: --mixup and --mine-epochs do not mix "
                                                "(mining weighs unmixed windows)")
     assert main(["--task", "emergency", "--data", str(tmp_path), "--mixup", "-1"]) == 2
     assert "need --mixup >= 0" in capsys.readouterr().err

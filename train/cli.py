@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         print("siren-train: error: --speed-perturb is an urban option (--task urban)", file=sys.stderr)
         return 2
     if args.mixup and args.mine_epochs:
-        print("siren-train: error: need --mixup >= 0, and not with --mine-epochs (mining weighs unmixed windows)",
+        print("siren-train: error: --mixup and --mine-epochs do not mix (mining weighs unmixed windows)",
               file=sys.stderr)
         return 2
     try:
