@@ -188,11 +188,12 @@ def test_mimicry_teaches_the_features_under_the_classifier_the_teachers_embeddin
     targets = embedding_targets(embeddings, 4)
     assert targets.shape == (400, 4) and abs(targets[:, 0].std() - 1) < 1e-3
 
-    def encoded(weight: float) -> float:
+    def encoded(weight: float, rows_weighted: np.ndarray | None = None) -> float:
         """R^2 of `hidden` from the features under the classifier (least squares)."""
         arch = Architecture("t", LOGMEL_64, build, False, "test")
         model = fit_model(arch, features, labels, 2, FitSettings(epochs=60, batch_size=16, verbose=0,
-                                                                 mimic_weight=weight), embedding_targets=targets)
+                                                                 mimic_weight=weight), embedding_targets=targets,
+                          embedding_weights=rows_weighted)
         assert [layer.name for layer in model.layers if layer.name == "mimic"] == []  # the classifier alone
         assert model.predict(features[:3], verbose=0).shape == (3, 2)
         under = keras.Model(model.inputs, model.layers[-1].input).predict(features, verbose=0)
@@ -201,6 +202,7 @@ def test_mimicry_teaches_the_features_under_the_classifier_the_teachers_embeddin
         return 1 - residual.var() / hidden.var()
 
     assert encoded(1.0) > 0.8 and encoded(0.0) < 0.3  # measured: 0.93 and 0.00
+    assert encoded(1.0, np.zeros(len(labels), np.float32)) < 0.3  # rows weighted 0 teach nothing
 
 
 def test_mixup_batches_mix_features_targets_and_weights_alike_with_the_window_the_larger_part() -> None:
@@ -315,14 +317,44 @@ def test_a_saved_cross_validation_with_its_settings_is_reused_only_when_they_all
     assert reused_cross_validation(tmp_path, "mfcc_dense", tutorial, 2, {}).tolist() == pytest.approx([0.2, 0.7])
 
 
-def test_emergency_mixup_reaches_the_projects_networks_and_not_the_tutorials() -> None:
+def test_emergency_mixup_and_mimicry_reach_the_projects_networks_and_not_the_tutorials() -> None:
     from train.fit import FitSettings
-    from train.pipeline import PipelineConfig, cv_fit_settings
+    from train.pipeline import PipelineConfig, cv_fit_settings, trained_on
 
-    config = PipelineConfig(clips=(), report_dir=Path("unused"), architectures=("dscnn_s", "mfcc_dense"), ship=None,
-                            out_model=None, fit=FitSettings(epochs=3, mixup_alpha=0.3))
-    assert cv_fit_settings(config, "dscnn_s").mixup_alpha == 0.3
-    assert cv_fit_settings(config, "mfcc_dense").mixup_alpha == 0.0  # the tutorials train as the tutorials did
+    for fit in (FitSettings(epochs=3, mixup_alpha=0.3), FitSettings(epochs=3, teacher_weight=0.5, mimic_weight=2)):
+        config = PipelineConfig(clips=(), report_dir=Path("unused"), architectures=("dscnn_s", "mfcc_dense"),
+                                ship=None, out_model=None, fit=fit)
+        assert cv_fit_settings(config, "dscnn_s") == fit
+        tutorial = cv_fit_settings(config, "mfcc_dense")  # the tutorials train as the tutorials did
+        assert (tutorial.mixup_alpha, tutorial.mimic_weight, tutorial.teacher_weight) == (0, 0, 0)
+    assert trained_on(True, FitSettings(mimic_weight=2)) == (
+        "real + augmented windows; real windows also predicting YAMNet's embedding (top 128 principal components, "
+        "loss weight 2)")
+    assert trained_on(False, FitSettings()) == "real windows"
+
+
+def test_emergency_mimicry_copies_the_teacher_on_real_windows_only() -> None:
+    """Real training rows (first) get YAMNet's embedding components as targets at weight 1; generated and
+    mixed rows get none (weight 0), as YAMNet hears generated sirens poorly."""
+    from train.examples import Examples
+    from train.fit import FitSettings
+    from train.pipeline import FoldData, _mimicry_targets
+    from train.yamnet_teacher import embedding_targets
+
+    rng = np.random.default_rng(2)
+    n = 200
+    embeddings = rng.normal(size=(n, 1024)).astype(np.float32) * np.linspace(3, 0.1, 1024, dtype=np.float32)
+    real = Examples(np.zeros((n, 4), np.float32), rng.integers(0, 2, n), tuple(frozenset({f"r{i}"}) for i in range(n)),
+                    np.full(n, "real"), np.arange(n), np.full(n, "test"))
+    data = FoldData(real, real, np.zeros(n, int), {}, 1.0, None, embeddings)
+    real_mask = np.arange(n) % 3 != 0  # the split's real training windows
+    n_real = int(real_mask.sum())
+    mimicked, weights = _mimicry_targets(data, real_mask, n_real + 5, FitSettings(teacher_weight=0.5, mimic_weight=1))
+    assert mimicked is not None and weights is not None
+    assert mimicked.shape == (n_real + 5, 128) and weights.tolist() == [1.0] * n_real + [0.0] * 5
+    np.testing.assert_allclose(mimicked[:n_real], embedding_targets(embeddings[real_mask]))
+    assert not mimicked[n_real:].any()
+    assert _mimicry_targets(data, real_mask, n_real + 5, FitSettings(teacher_weight=0.5)) == (None, None)
 
 
 def test_a_seed_variant_is_its_network_with_another_fit_seed_and_the_same_data() -> None:

@@ -475,6 +475,17 @@ def test_transfer_windows_mimicry_speed_or_mixup_out_of_place_is_one_clear_error
     assert main(["--task", "emergency", "--data", str(tmp_path), "--mixup", "0.3", "--mine-epochs", "2"]) == 2
     assert capsys.readouterr().err.strip() == ("siren-train: error: --mixup and --mine-epochs do not mix "
                                                "(mining weighs unmixed windows)")
+    assert main(["--task", "emergency", "--data", str(tmp_path), "--mimic-weight", "1"]) == 2
+    assert capsys.readouterr().err.strip() == ("siren-train: error: --mimic-weight needs --yamnet PATH and "
+                                               "--teacher-weight > 0 (and W >= 0)")
+    assert main(["--task", "emergency", "--data", str(tmp_path), "--yamnet", str(tmp_path / "y.tflite"),
+                 "--teacher-weight", "0.5", "--mimic-weight", "1", "--mine-epochs", "2"]) == 2
+    assert capsys.readouterr().err.strip() == ("siren-train: error: --mimic-weight and --mine-epochs do not mix "
+                                               "(mimicry fits in one pass)")
+    assert main(["--task", "emergency", "--data", str(tmp_path), "--yamnet", str(tmp_path / "y.tflite"),
+                 "--teacher-weight", "0.5", "--mimic-weight", "1", "--mixup", "0.3"]) == 2
+    assert capsys.readouterr().err.strip() == ("siren-train: error: --mixup and --mimic-weight do not mix "
+                                               "(mimicry fits without mixup)")
     assert main(["--task", "emergency", "--data", str(tmp_path), "--mixup", "-1"]) == 2
     assert "need --mixup >= 0" in capsys.readouterr().err
     assert main(["--task", "urban", "--data", str(tmp_path), "--mixup", "-1"]) == 2

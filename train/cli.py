@@ -97,8 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "ten classes train the teacher variant on the teacher's probabilities alone "
                              "(distillation on unlabelled audio; default 0 = none)")
     parser.add_argument("--mimic-weight", type=float, default=0.0,
-                        help="urban with --yamnet: the teacher variant also learns to predict YAMNet's embedding "
-                             "(top principal components) at this loss weight (default 0 = off)")
+                        help="with --yamnet and --teacher-weight > 0: the model also learns to predict YAMNet's "
+                             "embedding (top principal components) at this loss weight; urban: the teacher variant, "
+                             "emergency: on real windows only, not with --mine-epochs (default 0 = off)")
     parser.add_argument("--hard-negative-weight", type=float, default=1.0,
                         help="loss weight of real non-siren windows the teacher scores >= 0.2 (needs --yamnet)")
     parser.add_argument("--mine-epochs", type=int, default=0,
@@ -159,6 +160,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.mixup < 0:
         print("siren-train: error: need --mixup >= 0", file=sys.stderr)
         return 2
+    if args.mixup and args.mimic_weight:
+        print("siren-train: error: --mixup and --mimic-weight do not mix (mimicry fits without mixup)",
+              file=sys.stderr)
+        return 2
+    if args.mimic_weight < 0 or (args.mimic_weight and not (args.yamnet and args.teacher_weight > 0)):
+        print("siren-train: error: --mimic-weight needs --yamnet PATH and --teacher-weight > 0 (and W >= 0)",
+              file=sys.stderr)
+        return 2
     if args.ship and ensemble_recipe(args.ship) is None:
         print(f"siren-train: error: the members of --ship {args.ship} need the same features (or log-mel and "
               "PCEN agreeing on everything else)", file=sys.stderr)
@@ -174,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
         print("siren-train: error: --mixup and --mine-epochs do not mix (mining weighs unmixed windows)",
               file=sys.stderr)
         return 2
+    if args.mimic_weight and args.mine_epochs:
+        print("siren-train: error: --mimic-weight and --mine-epochs do not mix (mimicry fits in one pass)",
+              file=sys.stderr)
+        return 2
     try:
         from train.pipeline import PipelineConfig, run_pipeline
 
@@ -183,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
             folds=args.folds, budget_per_hour=args.false_events_per_hour,
             fit=FitSettings(epochs=args.epochs, seed=args.seed, teacher_weight=args.teacher_weight,
                             hard_negative_weight=args.hard_negative_weight, mine_epochs=args.mine_epochs,
-                            mine_fraction=args.mine_fraction, mine_weight=args.mine_weight, mixup_alpha=args.mixup),
+                            mine_fraction=args.mine_fraction, mine_weight=args.mine_weight, mixup_alpha=args.mixup,
+                            mimic_weight=args.mimic_weight),
             tutorial_epochs=args.tutorial_epochs,
             plan=AugmentPlan(copies_per_positive=args.copies_per_positive,
                              generated_positives=args.generated_positives,
@@ -225,10 +239,6 @@ def _urban(args: argparse.Namespace, names: tuple[str, ...], shipped: list[str])
         print("siren-train: error: need --augment-copies >= 0, 0 <= --teacher-weight <= 1, --ship-seeds >= 1, "
               "--representative-windows >= 1 and 0 <= --speed-perturb <= 12", file=sys.stderr)
         return 2
-    if args.mixup and args.mimic_weight:
-        print("siren-train: error: --mixup and --mimic-weight do not mix (mimicry fits without mixup)",
-              file=sys.stderr)
-        return 2
     generated = _generated_counts(args.generated)
     if isinstance(generated, str):
         print(f"siren-train: error: --generated {generated}", file=sys.stderr)
@@ -257,10 +267,6 @@ def _urban(args: argparse.Namespace, names: tuple[str, ...], shipped: list[str])
     if args.member is not None and not 0 <= args.member < len(shipped) * args.ship_seeds:
         print(f"siren-train: error: --member must be 0..{len(shipped) * args.ship_seeds - 1} (--ship {args.ship}, "
               f"--ship-seeds {args.ship_seeds})", file=sys.stderr)
-        return 2
-    if args.mimic_weight < 0 or (args.mimic_weight and not (args.yamnet and args.teacher_weight > 0)):
-        print("siren-train: error: --mimic-weight needs --yamnet PATH and --teacher-weight > 0 (and W >= 0)",
-              file=sys.stderr)
         return 2
     try:
         from train.urban import UrbanConfig, run_urban

@@ -91,7 +91,8 @@ def fit_model(architecture: Architecture, features: np.ndarray, labels: np.ndarr
               settings: FitSettings, sample_weight: np.ndarray | None = None,
               targets: np.ndarray | None = None,
               mine: Callable[[keras.Model], np.ndarray] | None = None,
-              embedding_targets: np.ndarray | None = None) -> keras.Model:
+              embedding_targets: np.ndarray | None = None,
+              embedding_weights: np.ndarray | None = None) -> keras.Model:
     """Train from scratch; `features` must already be standardised with the recipe's mean and std.
 
     `targets` (n, n_labels) replaces the one-hot labels where a teacher softens them; class balance is
@@ -99,7 +100,9 @@ def fit_model(architecture: Architecture, features: np.ndarray, labels: np.ndarr
     the first pass and returns per-example loss-weight factors for the remaining epochs. With
     `embedding_targets` (n, k) and `settings.mimic_weight` > 0, a linear layer on the features under the
     classifier also learns to predict them (mean squared error at that weight): the student copies the
-    teacher's representation, not only its answers. The returned model is the classifier alone.
+    teacher's representation, not only its answers; `embedding_weights` (n,) weighs that loss per row (0
+    where there is no teacher embedding to copy; default 1 everywhere). The returned model is the classifier
+    alone.
     """
     keras.utils.set_random_seed(settings.seed)
     model = architecture.build(features.shape[1:], n_labels)
@@ -118,7 +121,8 @@ def fit_model(architecture: Architecture, features: np.ndarray, labels: np.ndarr
         mimicking.compile(optimizer=keras.optimizers.Adam(schedule), loss=[loss, keras.losses.MeanSquaredError()],
                           loss_weights=[1.0, settings.mimic_weight])
         mimicking.fit(features, [targets, embedding_targets],
-                      sample_weight=[weights, np.ones(len(weights), np.float32)], epochs=settings.epochs,
+                      sample_weight=[weights, np.ones(len(weights), np.float32) if embedding_weights is None
+                                     else embedding_weights.astype(np.float32)], epochs=settings.epochs,
                       batch_size=settings.batch_size, shuffle=True, verbose=settings.verbose)
         return model
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=["categorical_accuracy"])

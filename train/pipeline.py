@@ -35,7 +35,7 @@ from train.examples import (
 from train.fit import FitSettings, fit_model, hard_negative_factors, predict, recorded_settings, standardised_recipe
 from train.models import Architecture, architecture_of, count_macs, describe, ensemble_members, fit_seed_of
 from train.street import StreetSet, make_street_set
-from train.yamnet_teacher import cross_fitted_probabilities, yamnet_outputs
+from train.yamnet_teacher import MIMIC_COMPONENTS, cross_fitted_probabilities, embedding_targets, yamnet_outputs
 
 LABELS = (NON_EMERGENCY, EMERGENCY)
 
@@ -134,8 +134,26 @@ def _train(arch: Architecture, real_features: np.ndarray, aug_features: np.ndarr
               f"x{settings.mine_weight:g}", flush=True)
         return factors
 
-    model = fit_model(arch, standardised, labels, len(LABELS), settings, weights, targets, mine)
+    mimicked, mimic_weights = _mimicry_targets(data, real_mask, len(labels), settings)
+    model = fit_model(arch, standardised, labels, len(LABELS), settings, weights, targets,
+                      mine if mimicked is None else None, mimicked, mimic_weights)
     return model, recipe
+
+
+def _mimicry_targets(data: FoldData, real_mask: np.ndarray, n_rows: int, settings: FitSettings
+                     ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """With `settings.mimic_weight` > 0: YAMNet's embedding of each real training window (top principal
+    components, fitted on these windows) as a second target, and its per-row loss weights: 1 on the real
+    rows, which come first, 0 on the generated and mixed ones, which have no embedding and whose generated
+    sirens YAMNet hears poorly (the teacher is copied on real audio only, as its scores are)."""
+    if settings.mimic_weight == 0 or data.yamnet_embeddings is None:
+        return None, None
+    real = embedding_targets(data.yamnet_embeddings[real_mask])
+    mimicked = np.zeros((n_rows, real.shape[1]), np.float32)
+    mimicked[:len(real)] = real
+    weights = np.zeros(n_rows, np.float32)
+    weights[:len(real)] = 1.0
+    return mimicked, weights
 
 
 def _teacher_targets(data: FoldData, real_mask: np.ndarray, labels: np.ndarray, settings: FitSettings
@@ -189,21 +207,28 @@ def cross_validate(name: str, data: FoldData, config: PipelineConfig, street: li
     report["architecture"] = {"name": name, "description": describe(name), "tutorial": arch.tutorial,
                               "parameters": int(model_for_cost.count_params()),
                               "macs_per_window": count_macs(model_for_cost),
-                              "trained_on": "real + augmented windows" if use_augmented else "real windows",
+                              "trained_on": trained_on(use_augmented, settings),
                               "epochs": settings.epochs, "cv_seconds": round(time.perf_counter() - started),
                               "cv_settings": cv_settings(config, name)}
     report["street_scores"] = {name: np.concatenate(parts) for name, parts in street_scores.items()}
     return oof
 
 
+def trained_on(use_augmented: bool, settings: FitSettings) -> str:
+    """The card's one line on what the model learnt from."""
+    mimicry = (f"; real windows also predicting YAMNet's embedding (top {MIMIC_COMPONENTS} principal components, "
+               f"loss weight {settings.mimic_weight:g})" if settings.mimic_weight else "")
+    return ("real + augmented windows" if use_augmented else "real windows") + mimicry
+
+
 def cv_fit_settings(config: PipelineConfig, name: str) -> FitSettings:
     """How `name` is fitted in each fold: the run's settings with its fit seed; tutorials as the tutorials
-    (no teacher, no mining, no mixup)."""
+    (no teacher, no mining, no mixup, no mimicry)."""
     fit = with_fit_seed(config, name).fit
     if not architecture_of(name).tutorial:
         return fit
     return dataclasses.replace(fit, epochs=config.tutorial_epochs, teacher_weight=0.0, hard_negative_weight=1.0,
-                               mine_epochs=0, mixup_alpha=0.0)
+                               mine_epochs=0, mixup_alpha=0.0, mimic_weight=0.0)
 
 
 def cv_settings(config: PipelineConfig, name: str) -> dict[str, Any]:
