@@ -114,8 +114,9 @@ def fit_model(architecture: Architecture, features: np.ndarray, labels: np.ndarr
     weights = class_weight[labels] * (1.0 if sample_weight is None else sample_weight)
     if targets is None:
         targets = np.eye(n_labels, dtype=np.float32)[labels]
+    mining = mine is not None and 0 < settings.mine_epochs < settings.epochs
     if embedding_targets is not None and settings.mimic_weight > 0:
-        assert mine is None, "mimicry and hard-negative mining do not mix"
+        assert not mining, "mimicry and hard-negative mining do not mix"
         embedding = keras.layers.Dense(embedding_targets.shape[1], name="mimic")(model.layers[-1].input)
         mimicking = keras.Model(model.inputs, [model.outputs[0], embedding])
         mimicking.compile(optimizer=keras.optimizers.Adam(schedule), loss=[loss, keras.losses.MeanSquaredError()],
@@ -126,7 +127,6 @@ def fit_model(architecture: Architecture, features: np.ndarray, labels: np.ndarr
                       batch_size=settings.batch_size, shuffle=True, verbose=settings.verbose)
         return model
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=["categorical_accuracy"])
-    mining = mine is not None and 0 < settings.mine_epochs < settings.epochs
     if settings.mixup_alpha > 0:
         assert not mining, "mixup and hard-negative mining do not mix"
         model.fit(_MixupBatches(features, targets, weights, settings.batch_size, settings.mixup_alpha, settings.seed),

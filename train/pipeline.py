@@ -35,7 +35,7 @@ from train.examples import (
 from train.fit import FitSettings, fit_model, hard_negative_factors, predict, recorded_settings, standardised_recipe
 from train.models import Architecture, architecture_of, count_macs, describe, ensemble_members, fit_seed_of
 from train.street import StreetSet, make_street_set
-from train.yamnet_teacher import MIMIC_COMPONENTS, cross_fitted_probabilities, embedding_targets, yamnet_outputs
+from train.yamnet_teacher import cross_fitted_probabilities, embedding_targets, mimicry_phrase, yamnet_outputs
 
 LABELS = (NON_EMERGENCY, EMERGENCY)
 
@@ -135,8 +135,8 @@ def _train(arch: Architecture, real_features: np.ndarray, aug_features: np.ndarr
         return factors
 
     mimicked, mimic_weights = _mimicry_targets(data, real_mask, len(labels), settings)
-    model = fit_model(arch, standardised, labels, len(LABELS), settings, weights, targets,
-                      mine if mimicked is None else None, mimicked, mimic_weights)
+    model = fit_model(arch, standardised, labels, len(LABELS), settings, weights, targets, mine, mimicked,
+                      mimic_weights)
     return model, recipe
 
 
@@ -216,8 +216,7 @@ def cross_validate(name: str, data: FoldData, config: PipelineConfig, street: li
 
 def trained_on(use_augmented: bool, settings: FitSettings) -> str:
     """The card's one line on what the model learnt from."""
-    mimicry = (f"; real windows also predicting YAMNet's embedding (top {MIMIC_COMPONENTS} principal components, "
-               f"loss weight {settings.mimic_weight:g})" if settings.mimic_weight else "")
+    mimicry = f"; real windows {mimicry_phrase(settings.mimic_weight)}" if settings.mimic_weight else ""
     return ("real + augmented windows" if use_augmented else "real windows") + mimicry
 
 

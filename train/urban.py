@@ -54,11 +54,11 @@ from train.models import (
 from train.pipeline import _standardise, raw_recipe, refuse_other_settings, training_environment, write_report
 from train.tune_tracker import replay
 from train.yamnet_teacher import (
-    MIMIC_COMPONENTS,
     cross_fitted_probabilities,
     embedding_targets,
     fit_head,
     head_probabilities,
+    mimicry_phrase,
     yamnet_outputs,
 )
 
@@ -814,8 +814,7 @@ def _record_average(members: Sequence[Variant], oof_of: dict[str, np.ndarray], d
 def _trained_on(variant: Variant) -> str:
     if not variant.augmented:
         return "real windows (as the tutorials)"
-    mimic = (f"; also predicting YAMNet's embedding (top {MIMIC_COMPONENTS} principal components, loss weight "
-             f"{variant.mimic_weight:g})" if variant.mimic_weight else "")
+    mimic = f"; {mimicry_phrase(variant.mimic_weight)}" if variant.mimic_weight else ""
     if variant.transfer_per_recording:
         return (f"real + augmented windows + up to {variant.transfer_per_recording} windows of each unlabelled "
                 f"recording (teacher targets only){mimic}")

@@ -77,6 +77,11 @@ def cross_fitted_probabilities(embeddings: np.ndarray, labels: np.ndarray, group
     return out
 
 
+def mimicry_phrase(weight: float) -> str:
+    """How a card says that a model also learnt to predict YAMNet's embedding (both tasks)."""
+    return f"also predicting YAMNet's embedding (top {MIMIC_COMPONENTS} principal components, loss weight {weight:g})"
+
+
 def embedding_targets(embeddings: np.ndarray, components: int = MIMIC_COMPONENTS) -> np.ndarray:
     """What a student mimics of YAMNet: the embeddings' top principal components (fitted on these training
     windows), scaled so the first has unit standard deviation and the rest keep their relative sizes."""
