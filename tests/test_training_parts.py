@@ -410,21 +410,24 @@ def test_siren_teacher_softens_only_real_windows_and_marks_the_hard_negatives() 
     assert _teacher_targets(data, np.ones(n, bool), all_labels, FitSettings()) == (None, None)
 
 
-def test_an_ensemble_ships_as_one_int8_model_whose_output_is_its_members_mean(tiny_training: Any,
-                                                                               tmp_path: Path) -> None:
-    """`--ship a+b`: the members' networks side by side in one graph, their probabilities averaged."""
+@pytest.mark.parametrize("fusion", ["probabilities", "logits"])
+def test_an_ensemble_ships_as_one_int8_model_whose_output_is_its_members_combination(tiny_training: Any,
+                                                                                      tmp_path: Path,
+                                                                                      fusion: str) -> None:
+    """`--ship a+b`: the members' networks side by side in one graph, their probabilities averaged or (`--fusion
+    logits`) the softmax of their mean logits, which is what the CV's `fuse_scores` computes from their scores."""
     import keras
     from conftest import _tiny_build, siren_over_traffic, traffic_window
 
     from detector.features import FeatureRecipe, compute_features
     from detector.model import Classifier
     from train.export import export_model
-    from train.ship import average_models
+    from train.ship import average_models, fuse_scores
 
     keras.utils.set_random_seed(3)
     trained = tiny_training.keras_model
     untrained = _tiny_build(trained.input_shape[1:], 2)  # another member that scores differently
-    ensemble = average_models([trained, untrained])
+    ensemble = average_models([trained, untrained], fusion=fusion)
     rng = np.random.default_rng(9)
     windows = np.array([siren_over_traffic("wail", rng, 10.0) for _ in range(20)] +
                        [traffic_window(rng) for _ in range(20)], np.float32)
@@ -432,13 +435,36 @@ def test_an_ensemble_ships_as_one_int8_model_whose_output_is_its_members_mean(ti
     features = compute_features(windows, FeatureRecipe.from_dict(card["features"]))
     members = [m.predict(features, verbose=0) for m in (trained, untrained)]
     together = ensemble.predict(features, verbose=0)
-    np.testing.assert_allclose(together, (members[0] + members[1]) / 2, atol=1e-6)
-    assert np.abs(members[0] - members[1]).max() > 0.1  # the mean is not either member's output
+    mean = (members[0] + members[1]) / 2
+    log_odds = np.mean([np.log(m[:, 1] / m[:, 0]) for m in members], axis=0)
+    np.testing.assert_allclose(together, mean if fusion == "probabilities" else
+                               np.stack([1 / (1 + np.exp(log_odds)), 1 / (1 + np.exp(-log_odds))], axis=1), atol=1e-5)
+    # from the positive label alone, as the CV fuses: 1 - p of a float32 p near 1 keeps ~4 digits
+    np.testing.assert_allclose(fuse_scores([m[:, 1] for m in members], fusion), together[:, 1], atol=2e-4)
+    assert np.abs(members[0] - members[1]).max() > 0.1  # the combination is not either member's output
+    assert (np.abs(together - mean).max() > 0.01) == (fusion == "logits")
 
     written = export_model(ensemble, features, features, 1, 0.5, {**card, "name": "pair"}, tmp_path / "pair.tflite")
     assert written["export_check"]["decision_agreement"] >= 0.98
     int8 = Classifier(tmp_path / "pair.tflite").predict(windows)
     np.testing.assert_allclose(int8, together, atol=0.03)  # int8 steps of 1/256 through two networks
+
+
+def test_logit_fusion_is_the_normalised_geometric_mean_of_the_members_probabilities() -> None:
+    """Odds of 9 and 1 fuse to odds of 3 (0.75, where the mean gives 0.7); a ten-label row stays a distribution;
+    members that agree are left as they are."""
+    from train.ship import fuse_scores
+
+    np.testing.assert_allclose(fuse_scores([np.array([0.9, 0.2]), np.array([0.5, 0.2])], "logits"), [0.75, 0.2],
+                               rtol=1e-6)
+    np.testing.assert_allclose(fuse_scores([np.array([0.9]), np.array([0.5])], "probabilities"), [0.7])
+    rng = np.random.default_rng(0)
+    rows = [rng.dirichlet(np.ones(10), size=4) for _ in range(3)]
+    fused = fuse_scores(rows, "logits")
+    np.testing.assert_allclose(fused.sum(axis=1), 1.0, rtol=1e-6)
+    geometric = np.prod(rows, axis=0) ** (1 / 3)
+    np.testing.assert_allclose(fused, geometric / geometric.sum(axis=1, keepdims=True), rtol=1e-5)
+    np.testing.assert_allclose(fuse_scores([rows[0], rows[0]], "logits"), rows[0], rtol=1e-5)
 
 
 @pytest.mark.parametrize("log_mel_standardise", ["window", "global"])

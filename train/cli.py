@@ -25,6 +25,7 @@ from train.models import (
     fit_seed_of,
     is_model_name,
 )
+from train.ship import FUSIONS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,13 +43,16 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{EMERGENCY_MODELS} for emergency, {URBAN_MODELS} for urban); emergency: NAME@N is "
                         "NAME trained with fit seed N")
     parser.add_argument("--ship", help="the model to fit on everything and export (one of --models; urban "
-                                       "default dscnn_m); A+B ships the mean of A's and B's probabilities as one "
-                                       "model, evaluated from their averaged CV scores; A@1 is A with fit seed 1, "
-                                       "so A+A@1 is two seeds of one network (urban: also --ship-seeds)")
+                                       "default dscnn_m); A+B ships A and B combined (--fusion) as one model, "
+                                       "evaluated from their CV scores combined the same way; A@1 is A with fit "
+                                       "seed 1, so A+A@1 is two seeds of one network (urban: also --ship-seeds)")
     parser.add_argument("--ship-seeds", type=int, default=1,
-                        help="urban: ship the mean of N fits of each network of --ship (fit seeds --seed, --seed+1, "
-                             "...), each cross-validated, the average evaluated from their averaged CV scores "
-                             "(default 1)")
+                        help="urban: ship N fits of each network of --ship combined (--fusion; fit seeds --seed, "
+                             "--seed+1, ...), each cross-validated, the combination evaluated from their combined "
+                             "CV scores (default 1)")
+    parser.add_argument("--fusion", choices=FUSIONS, default="probabilities",
+                        help="how the networks of --ship are combined, in the CV and in the exported graph: the mean "
+                             "of their probabilities, or the softmax of their mean logits (default probabilities)")
     parser.add_argument("--no-ship", action="store_true", help="urban: cross-validate only, export nothing")
     parser.add_argument("--representative-windows", type=int,
                         help="urban: windows that calibrate the int8 export (default: UrbanConfig's, 4000)")
@@ -204,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                              generated_negatives=args.generated_negatives,
                              generated_distractors=args.generated_distractors, seed=args.seed),
             random_split_check=not args.no_random_split_check, yamnet_path=args.yamnet, reuse_cv=args.reuse_cv,
-            per_channel_weights=not args.per_tensor_weights,
+            per_channel_weights=not args.per_tensor_weights, fusion=args.fusion,
         )
         run_pipeline(config)
     except DetectorError as error:
@@ -281,7 +285,7 @@ def _urban(args: argparse.Namespace, names: tuple[str, ...], shipped: list[str])
             teacher_weight=args.teacher_weight,
             teacher_yamnet_weight=args.teacher_yamnet_weight, transfer_per_recording=args.transfer_windows,
             mimic_weight=args.mimic_weight, yamnet_path=args.yamnet,
-            reuse_cv=args.reuse_cv, seed=args.seed, ship_seeds=args.ship_seeds,
+            reuse_cv=args.reuse_cv, seed=args.seed, ship_seeds=args.ship_seeds, fusion=args.fusion,
             without_teacher_baseline=not args.teacher_only, member=args.member,
             per_channel_weights=not args.per_tensor_weights,
             **({} if args.representative_windows is None else {"representative_windows": args.representative_windows})))

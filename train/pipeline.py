@@ -56,6 +56,7 @@ class PipelineConfig:
     yamnet_path: Path | None = None
     reuse_cv: Path | None = None  # a report folder whose saved out-of-fold scores stand in for the CV
     per_channel_weights: bool = True  # False: one int8 scale per convolution kernel (`train.export.convert_int8`)
+    fusion: str = "probabilities"  # how an ensemble's members are combined: `train.ship.FUSIONS`
 
 
 def raw_recipe(recipe: FeatureRecipe) -> FeatureRecipe:
@@ -376,14 +377,16 @@ def _ship(config: PipelineConfig, data: FoldData, results: dict[str, Any],
     assert config.ship is not None
     members = ensemble_members(config.ship)
     if len(members) > 1:
-        scores = np.mean([cv_of[member][0] for member in members], axis=0)
-        street_scores = {key: np.mean([cv_of[member][1][key] for member in members], axis=0)
+        from train.ship import fuse_scores, fusion_phrase
+
+        scores = fuse_scores([cv_of[member][0] for member in members], config.fusion)
+        street_scores = {key: fuse_scores([cv_of[member][1][key] for member in members], config.fusion)
                          for key in cv_of[members[0]][1]}
         facts = [results["models"][member] for member in members]
         results["models"][config.ship] = {
             "name": config.ship, "tutorial": False,
-            "description": "mean of the probabilities of " + " and ".join(members) + " (each cross-validated "
-                           "on the same folds; out-of-fold scores averaged)",
+            "description": f"{fusion_phrase(config.fusion)} " + " and ".join(members) + " (each "
+                           "cross-validated on the same folds; their out-of-fold scores combined the same way)",
             "parameters": sum(f["parameters"] for f in facts),
             "macs_per_window": sum(f["macs_per_window"] for f in facts),
             "trained_on": facts[0]["trained_on"], "epochs": facts[0]["epochs"],

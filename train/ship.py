@@ -6,6 +6,7 @@ import dataclasses
 import datetime
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,8 +77,46 @@ class InputBins(keras.layers.Layer):
         return {**super().get_config(), "start": self.start, "stop": self.stop}
 
 
-def average_models(models: list[keras.Model], recipes: list[FeatureRecipe] | None = None) -> keras.Model:
-    """One network whose output is the mean of the members' probabilities: one .tflite, one card. Given each
+FUSIONS = ("probabilities", "logits")  # how an ensemble combines its members (`--fusion`)
+
+
+def fusion_phrase(fusion: str) -> str:
+    """How cards and reports name an ensemble's combination of its members, before the members."""
+    return "mean of the probabilities of" if fusion == "probabilities" else "softmax of the mean logits of"
+
+
+def fuse_scores(member_scores: Sequence[np.ndarray], fusion: str) -> np.ndarray:
+    """The members' probabilities combined as `average_models` combines them in the exported graph: their mean,
+    or the softmax of their mean log-probabilities, which equals the softmax of their mean logits. A 1-D array
+    is a two-label model's positive-label probability (for two labels: the sigmoid of the mean log-odds)."""
+    if fusion == "probabilities":
+        return np.mean(member_scores, axis=0)
+    probabilities = np.asarray(member_scores, np.float64)
+    binary = probabilities.ndim == 2  # (members, windows)
+    if binary:
+        probabilities = np.stack([1.0 - probabilities, probabilities], axis=-1)
+    mean_log = np.log(np.clip(probabilities, 1e-7, 1.0)).mean(axis=0)
+    fused = np.exp(mean_log - mean_log.max(axis=-1, keepdims=True))
+    fused /= fused.sum(axis=-1, keepdims=True)
+    return (fused[..., 1] if binary else fused).astype(np.asarray(member_scores[0]).dtype)
+
+
+def _member_logits(model: keras.Model, index: int) -> tuple[keras.Model, keras.layers.Dense]:
+    """A member's network up to its softmax head, and the head as a linear layer with the same weights."""
+    head = model.layers[-1]
+    if not isinstance(head, keras.layers.Dense) or head.get_config()["activation"] != "softmax":
+        raise DetectorError(f"--fusion logits needs each member to end in a softmax Dense layer; "
+                            f"member {index} ends in {head.name}")
+    body = keras.Model(model.inputs[0], head.input, name=f"member_{index}")
+    linear = keras.layers.Dense(head.units, name=f"logits_{index}")
+    linear.build(head.input.shape)
+    linear.set_weights(head.get_weights())
+    return body, linear
+
+
+def average_models(models: list[keras.Model], recipes: list[FeatureRecipe] | None = None,
+                   fusion: str = "probabilities") -> keras.Model:
+    """One network whose output is the members' combination (`fuse_scores`): one .tflite, one card. Given each
     member's recipe, the input is their joined recipe's features (`joined_recipe`), each member reading its
     own bins of them."""
     joined = joined_recipe(recipes) if recipes else None
@@ -85,20 +124,27 @@ def average_models(models: list[keras.Model], recipes: list[FeatureRecipe] | Non
     inputs = keras.Input((frames, joined.n_bins if joined else bins))
     outputs = []
     for index, model in enumerate(models):
-        member = keras.Model(model.inputs[0], model.outputs[0], name=f"member_{index}")  # names must be unique
         start, stop = input_bins(recipes[index], joined) if recipes and joined else (0, bins)
         reads_all = (start, stop) == (0, inputs.shape[-1])
-        outputs.append(member(inputs if reads_all else InputBins(start, stop, name=f"bins_{index}")(inputs)))
-    return keras.Model(inputs, keras.layers.Average()(outputs), name="ensemble")
+        member_input = inputs if reads_all else InputBins(start, stop, name=f"bins_{index}")(inputs)
+        if fusion == "logits":
+            body, linear = _member_logits(model, index)
+            outputs.append(linear(body(member_input)))
+        else:
+            member = keras.Model(model.inputs[0], model.outputs[0], name=f"member_{index}")  # names must be unique
+            outputs.append(member(member_input))
+    combined = keras.layers.Average()(outputs)
+    return keras.Model(inputs, keras.layers.Softmax()(combined) if fusion == "logits" else combined,
+                       name="ensemble")
 
 
-def one_network(name: str, models: list[keras.Model], recipes: list[Any]) -> tuple[keras.Model, Any]:
-    """What is exported: the one fit, or the fits averaged (`average_models`), with the recipe they read
+def one_network(name: str, models: list[keras.Model], recipes: list[Any], fusion: str) -> tuple[keras.Model, Any]:
+    """What is exported: the one fit, or the fits combined (`average_models`), with the recipe they read
     (`joined_recipe`). Members fitted on the same windows share their standardisation; if not, that is a bug."""
     joined = joined_recipe(recipes)
     if joined is None:
         raise DetectorError(f"{name}: the members' feature recipes cannot share one input: {recipes}")
-    return (models[0] if len(models) == 1 else average_models(models, recipes)), joined
+    return (models[0] if len(models) == 1 else average_models(models, recipes, fusion)), joined
 
 
 def export_windows(real: np.ndarray, augmented: np.ndarray, recipe: Any,
@@ -173,14 +219,14 @@ def ship_model(name: str, data: Any, config: Any, results: dict[str, Any]) -> di
         member, member_recipe = final_fit(member_name, arch, real_features, aug_features, data, config)
         models.append(member)
         recipes.append(member_recipe)
-    model, recipe = one_network(name, models, recipes)
+    model, recipe = one_network(name, models, recipes, config.fusion)
     real_features, aug_features = data.raw_features(recipe, True)  # the joined recipe's, where members differ
     representative, check = export_windows(real_features, aug_features, recipe, REPRESENTATIVE_WINDOWS)
     card = {
         "name": config.out_model.stem,
         "description": "emergency siren vs everything else: " + (
             describe(names[0]) if len(names) == 1 else
-            "mean of the probabilities of " + "; and of ".join(describe(member) for member in names)),
+            f"{fusion_phrase(config.fusion)} " + "; and of ".join(describe(member) for member in names)),
         "version": __version__,
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "labels": list(LABELS),

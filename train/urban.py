@@ -187,6 +187,7 @@ class UrbanConfig:
     without_teacher_baseline: bool = True  # with a teacher: also cross-validate each network without it
     member: int | None = None  # fit only this member (0-based) of the shipped average: its CV and final fit
     ship_seeds: int = 1  # the shipped model averages this many fits of each network it ships (seeds seed, seed+1..)
+    fusion: str = "probabilities"  # how the shipped fits are combined: `train.ship.FUSIONS`
 
 
 @dataclass
@@ -787,18 +788,20 @@ def _evaluate(variant: Variant, data: UrbanData, config: UrbanConfig,
 
 def _record_average(members: Sequence[Variant], oof_of: dict[str, np.ndarray], data: UrbanData,
                     config: UrbanConfig, results: dict[str, Any]) -> str:
-    """The shipped average of several fits, evaluated as it runs: the mean of their out-of-fold probabilities
-    (each fit held out on the same folds). Returns its name in `results`."""
+    """The shipped combination of several fits, evaluated as it runs: their out-of-fold probabilities combined
+    as `--fusion` says (each fit held out on the same folds). Returns its name in `results`."""
+    from train.ship import fuse_scores, fusion_phrase
+
     if len({member.arch.name for member in members}) == 1:
         name = f"{members[0].name}_x{len(members)}"
-        description = (f"mean of the probabilities of {len(members)} fits (fit seeds "
+        description = (f"{fusion_phrase(config.fusion)} {len(members)} fits (fit seeds "
                        f"{', '.join(str(member.fit_seed) for member in members)}) of {members[0].arch.description}")
     else:
         name = "_and_".join(member.name for member in members)
-        description = "mean of the probabilities of " + "; ".join(
+        description = f"{fusion_phrase(config.fusion)} " + "; ".join(
             f"{member.arch.description}" + (f" (fit seed {member.fit_seed})" if member.fit_seed else "")
             for member in members)
-    oof_of[name] = np.mean([oof_of[member.name] for member in members], axis=0)
+    oof_of[name] = fuse_scores([oof_of[member.name] for member in members], config.fusion)
     first = results["models"][members[0].name]
     results["models"][name] = {
         **{k: first[k] for k in ("tutorial", "trained_on", "teacher_weight", "epochs", "transfer_per_recording")},
@@ -870,7 +873,7 @@ def ship_urban(members: Sequence[Variant], name: str, data: UrbanData, config: U
         fitted, member_recipe = final_fit(member, data, feats[member.name], config)
         models.append(fitted)
         recipes.append(member_recipe)
-    model, recipe = one_network(name, models, recipes)
+    model, recipe = one_network(name, models, recipes, config.fusion)
     variant = members[0]
     real_feats, aug_feats, transfer_feats = joined_features(members, recipes, recipe, feats)
     representative, check = export_windows(real_feats, aug_feats, recipe, config.representative_windows)
