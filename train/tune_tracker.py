@@ -32,7 +32,8 @@ from detector.tracker import OFF_FRACTION, EventTracker, TrackerSettings
 from train.datasets import load_dataset
 from train.examples import load_siren_task_windows
 
-ON_THRESHOLDS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+# every 0.025 from 0.5 to 0.975: 0.05 steps left up to 3 points of siren clips between neighbours (session 28)
+ON_THRESHOLDS = tuple(round(0.5 + 0.025 * step, 3) for step in range(20))
 # the off-threshold is the daemon's default (OFF_FRACTION of the on-threshold): it changes how long events
 # last, not how many start
 ONSETS = ((1, 1), (2, 2), (2, 3), (3, 3))  # (k, n)
