@@ -694,6 +694,18 @@ def test_tune_tracker_names_a_missing_scores_file_in_one_line(tmp_path: Path,
     assert err == f"tune_tracker: error: {missing}: no such file\n"
 
 
+@pytest.mark.parametrize("given", ["shipped={missing}", "{missing}"])
+def test_traffic_check_names_a_missing_or_unnamed_scores_file_in_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], given: str) -> None:
+    """Checked before the data loads: a wrong path or a path without its NAME= stops with one line."""
+    from train.traffic_check import main
+
+    item = given.format(missing=tmp_path / "nowhere_oof.npy")
+    assert main(["--data", str(tmp_path / "index.csv"), "--oof", item]) == 2
+    assert capsys.readouterr().err == (f"traffic_check: error: --oof {item}: expected NAME=PATH of a saved .npy "
+                                       "file\n")
+
+
 def test_urban_generated_classes_are_checked_before_anything_loads(capsys: pytest.CaptureFixture[str]) -> None:
     from train.cli import main
 

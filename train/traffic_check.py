@@ -89,6 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.spare_windows < 0:
         print("traffic_check: error: --spare-windows must be at least 0", file=sys.stderr)
         return 2
+    named = [item.split("=", 1) for item in args.oof]
+    for item, parts in zip(args.oof, named, strict=True):
+        if len(parts) != 2 or not Path(parts[1]).is_file():
+            print(f"traffic_check: error: --oof {item}: expected NAME=PATH of a saved .npy file", file=sys.stderr)
+            return 2
 
     clips = load_dataset(args.data, "binary_label")
     sources = clip_sources([args.data])
@@ -104,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
           f"events: on-threshold ({ONSET[0]} of {ONSET[1]}) | events: siren clips caught |\n"
           f"| --- | ---: | ---: | ---: |{' ---: |' * len(siren_sets)} ---: | ---: |")
     spared: dict[str, list[float]] = {}
-    for name, path in (item.split("=", 1) for item in args.oof):
+    for name, path in named:
         scores = np.load(path)
         if len(scores) != len(real.labels):
             print(f"traffic_check: error: {path} has {len(scores)} scores for {len(real.labels)} windows",

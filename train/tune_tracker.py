@@ -106,7 +106,7 @@ def measure(settings: TrackerSettings, clips: list[tuple[bool, np.ndarray]], neg
             "siren_clip_recall": round(len(delays) / max(positives, 1), 4),
             "false_events_per_hour": round(false_events / negative_hours, 2), "traffic_events": traffic_events,
             "delay_s_median": float(np.median(delays)) if delays else None,
-            "delay_s_p95": float(np.percentile(delays, 95)) if delays else None}
+            "delay_s_p95": round(float(np.percentile(delays, 95)), 2) if delays else None}
 
 
 def main(argv: list[str] | None = None) -> int:
