@@ -467,13 +467,15 @@ def test_logit_fusion_is_the_normalised_geometric_mean_of_the_members_probabilit
     np.testing.assert_allclose(fuse_scores([rows[0], rows[0]], "logits"), rows[0], rtol=1e-5)
 
 
-@pytest.mark.parametrize("log_mel_standardise", ["window", "global"])
+@pytest.mark.parametrize(("log_mel_standardise", "fusion"),
+                         [("window", "probabilities"), ("global", "probabilities"), ("window", "logits")])
 def test_a_log_mel_and_a_pcen_network_ship_as_one_graph_each_reading_its_half(tiny_training: Any, tmp_path: Path,
-                                                                             log_mel_standardise: str) -> None:
+                                                                             log_mel_standardise: str,
+                                                                             fusion: str) -> None:
     """Members of different recipes share one input: the stacked `logmel_pcen` features, each network
     reading the bins it was trained on, standardised as it was trained (a globally standardised log-mel
     network keeps its training set's statistics; PCEN is standardised per window), so the int8 file scores
-    what the two networks would."""
+    what the two networks would, combined either way (the shipped model: per-window log-mel, logits)."""
     import dataclasses
 
     import keras
@@ -484,7 +486,7 @@ def test_a_log_mel_and_a_pcen_network_ship_as_one_graph_each_reading_its_half(ti
     from train.export import export_model
     from train.models import LOGMEL_64, LOGMEL_64_WINDOW, PCEN_64_WINDOW, ensemble_recipe, joined_recipe
     from train.pipeline import _standardise, raw_recipe
-    from train.ship import one_network
+    from train.ship import fuse_scores, one_network
 
     assert joined_recipe([LOGMEL_64_WINDOW, PCEN_64_WINDOW]) == ensemble_recipe("dscnn_m_window_sa+dscnn_m_pcen_sa@1")
     assert ensemble_recipe("dscnn_m+dscnn_m_window_sa+dscnn_m_pcen_sa") is None  # two log-mel inputs
@@ -507,12 +509,12 @@ def test_a_log_mel_and_a_pcen_network_ship_as_one_graph_each_reading_its_half(ti
 
     keras.utils.set_random_seed(5)
     members = [_tiny_build(log_mel.shape[1:], 2), _tiny_build(pcen.shape[1:], 2)]
-    model, recipe = one_network("pair", members, [log_mel_recipe, PCEN_64_WINDOW])
+    model, recipe = one_network("pair", members, [log_mel_recipe, PCEN_64_WINDOW], fusion)
     assert recipe == joined
-    expected = (members[0].predict(log_mel, verbose=0) + members[1].predict(pcen, verbose=0)) / 2
-    swapped = (members[0].predict(pcen, verbose=0) + members[1].predict(log_mel, verbose=0)) / 2
+    expected = fuse_scores([members[0].predict(log_mel, verbose=0), members[1].predict(pcen, verbose=0)], fusion)
+    swapped = fuse_scores([members[0].predict(pcen, verbose=0), members[1].predict(log_mel, verbose=0)], fusion)
     together = model.predict(stacked, verbose=0)
-    np.testing.assert_allclose(together, expected, atol=1e-6)
+    np.testing.assert_allclose(together, expected, atol=1e-5)
     assert np.abs(together - swapped).max() > 1e-3  # each member reads its own half, not the other's
 
     card = {**tiny_training.card, "name": "pair", "features": joined.to_dict()}
