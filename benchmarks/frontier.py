@@ -68,7 +68,8 @@ def run(windows: np.ndarray, yamnet: Path | None) -> dict[str, Any]:
             raise ValueError(f"{name}: its members cannot share one input")
         recipe = raw_recipe(joined)
         members = [member.build(member.recipe.shape(windows.shape[1]), 2) for member in archs]
-        model = members[0] if len(members) == 1 else average_models(members, [a.recipe for a in archs])
+        fusion = accuracy["models"].get(name, {}).get("fusion", "probabilities")  # as that ensemble shipped
+        model = members[0] if len(members) == 1 else average_models(members, [a.recipe for a in archs], fusion)
         calibration = compute_features(windows[:50], recipe)
         calibration = calibration + rng.normal(0, 1e-3, calibration.shape).astype(np.float32)
         with tempfile.TemporaryDirectory() as folder:

@@ -427,7 +427,7 @@ def test_an_ensemble_ships_as_one_int8_model_whose_output_is_its_members_combina
     keras.utils.set_random_seed(3)
     trained = tiny_training.keras_model
     untrained = _tiny_build(trained.input_shape[1:], 2)  # another member that scores differently
-    ensemble = average_models([trained, untrained], fusion=fusion)
+    ensemble = average_models([trained, untrained], None, fusion)
     rng = np.random.default_rng(9)
     windows = np.array([siren_over_traffic("wail", rng, 10.0) for _ in range(20)] +
                        [traffic_window(rng) for _ in range(20)], np.float32)

@@ -114,8 +114,7 @@ def _member_logits(model: keras.Model, index: int) -> tuple[keras.Model, keras.l
     return body, linear
 
 
-def average_models(models: list[keras.Model], recipes: list[FeatureRecipe] | None = None,
-                   fusion: str = "probabilities") -> keras.Model:
+def average_models(models: list[keras.Model], recipes: list[FeatureRecipe] | None, fusion: str) -> keras.Model:
     """One network whose output is the members' combination (`fuse_scores`): one .tflite, one card. Given each
     member's recipe, the input is their joined recipe's features (`joined_recipe`), each member reading its
     own bins of them."""
