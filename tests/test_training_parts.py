@@ -305,6 +305,8 @@ def test_a_saved_cross_validation_with_its_settings_is_reused_only_when_they_all
     assert report["architecture"]["cv_settings"]["fit"]["seed"] == 1  # the name's fit seed
     for changed, named in ((dataclasses.replace(config, plan=AugmentPlan(copies_per_positive=2)),
                             "plan.copies_per_positive 4 there, 2 here"),
+                           (dataclasses.replace(config, plan=AugmentPlan(copies_per_positive=4, speed_semitones=2)),
+                            "plan.speed_semitones None there, 2 here"),
                            (dataclasses.replace(config, fit=FitSettings(epochs=3)), "fit.teacher_weight 0.5 there"),
                            (dataclasses.replace(config, folds=5), "folds 3 there, 5 here")):
         with pytest.raises(DetectorError, match=named.replace(".", r"\.")):
@@ -315,6 +317,39 @@ def test_a_saved_cross_validation_with_its_settings_is_reused_only_when_they_all
     np.save(tmp_path / "mfcc_dense_oof.npy", np.array([0.2, 0.7], np.float32))
     np.savez(tmp_path / "mfcc_dense_street.npz", real_sirens_under_street_audio=np.array([0.5]))
     assert reused_cross_validation(tmp_path, "mfcc_dense", tutorial, 2, {}).tolist() == pytest.approx([0.2, 0.7])
+
+
+def test_emergency_speed_perturbation_moves_the_pitch_of_real_sirens_and_real_negatives_alike() -> None:
+    """With speed, some augmented copies of both classes' real windows (all 1 kHz tones here) peak off
+    1 kHz, within 2 semitones; without it none do, and no random number is drawn for it, so every window is
+    the one made before speed existed."""
+    import dataclasses
+
+    from train.augment import sometimes_speed_change
+    from train.examples import SIREN_TASK_SPEC, AugmentPlan, Examples, augment
+
+    rate, n = SIREN_TASK_SPEC.sample_rate, 40
+    tone = (0.3 * np.sin(2 * np.pi * 1000 * np.arange(SIREN_TASK_SPEC.window) / rate)).astype(np.float32)
+    real = Examples(np.stack([tone] * n), np.array([1, 0] * (n // 2)), tuple(frozenset({f"g{i}"}) for i in range(n)),
+                    np.full(n, "real"), np.arange(n), np.full(n, "test"))
+    plain = AugmentPlan(copies_per_positive=4, generated_positives=1, negative_fraction=1.0, generated_negatives=1,
+                        generated_distractors=1)
+
+    def off_pitch(plan: AugmentPlan) -> dict[str, float]:
+        made = augment(real, plan, SIREN_TASK_SPEC)
+        from_real = np.isin(made.kinds, ("siren_mix", "real_aug"))  # not the generated sirens, beds and distractors
+        spectra = np.abs(np.fft.rfft(made.windows[from_real, :rate] * np.hanning(rate), axis=1))  # 1 Hz bins
+        peaks = np.argmax(spectra, axis=1)
+        assert np.all((peaks >= 1000 * 2 ** (-2 / 12) - 3) & (peaks <= 1000 * 2 ** (2 / 12) + 3))
+        off = np.abs(peaks - 1000) > 5
+        return {kind: float(np.mean(off[made.kinds[from_real] == kind])) for kind in ("siren_mix", "real_aug")}
+
+    assert off_pitch(plain) == {"siren_mix": 0.0, "real_aug": 0.0}
+    moved = off_pitch(dataclasses.replace(plain, speed_semitones=2.0))
+    assert 0.2 < moved["siren_mix"] < 0.8 and 0.2 < moved["real_aug"] < 0.8
+    rng = np.random.default_rng(0)
+    before = rng.bit_generator.state
+    assert sometimes_speed_change(tone, rng, 0.0) is tone and rng.bit_generator.state == before
 
 
 def test_emergency_mixup_and_mimicry_reach_the_projects_networks_and_not_the_tutorials() -> None:

@@ -470,8 +470,9 @@ def test_transfer_windows_mimicry_speed_or_mixup_out_of_place_is_one_clear_error
     assert capsys.readouterr().err.strip() == "siren-train: error: --teacher-yamnet-weight must be >= 0"
     assert main(["--task", "urban", "--data", str(tmp_path), "--speed-perturb", "13"]) == 2
     assert "0 <= --speed-perturb <= 12" in capsys.readouterr().err
-    assert main(["--task", "emergency", "--data", str(tmp_path), "--speed-perturb", "2"]) == 2
-    assert capsys.readouterr().err.strip() == "siren-train: error: --speed-perturb is an urban option (--task urban)"
+    assert main(["--task", "emergency", "--data", str(tmp_path), "--speed-perturb", "-1"]) == 2
+    assert capsys.readouterr().err.strip() == ("siren-train: error: need --mixup >= 0 and "
+                                               "0 <= --speed-perturb <= 12")
     assert main(["--task", "emergency", "--data", str(tmp_path), "--mixup", "0.3", "--mine-epochs", "2"]) == 2
     assert capsys.readouterr().err.strip() == ("siren-train: error: --mixup and --mine-epochs do not mix "
                                                "(mining weighs unmixed windows)")

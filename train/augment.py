@@ -161,6 +161,14 @@ def speed_change(x: np.ndarray, rng: np.random.Generator, max_semitones: float) 
     return out
 
 
+def sometimes_speed_change(x: np.ndarray, rng: np.random.Generator, max_semitones: float) -> np.ndarray:
+    """`speed_change` for half the windows when `max_semitones` > 0; with 0 nothing is drawn, so the random
+    stream (and every window made after this one) is exactly what it was before speed existed."""
+    if max_semitones > 0 and rng.uniform() < 0.5:
+        return speed_change(x, rng, max_semitones)
+    return x
+
+
 def add_noise_floor(
     x: np.ndarray, rng: np.random.Generator, level_dbfs: tuple[float, float] = (-70.0, -45.0)
 ) -> np.ndarray:

@@ -86,8 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--augment-copies", type=int, default=1,
                         help="urban: augmented copies of each real training window (default 1)")
     parser.add_argument("--speed-perturb", type=float, default=0.0, metavar="SEMITONES",
-                        help="urban: half the augmented copies play up to SEMITONES faster or slower, pitch and "
-                             "tempo together (default 0 = none)")
+                        help="half the augmented copies play up to SEMITONES faster or slower, pitch and tempo "
+                             "together: urban: of every real window; emergency: of the real sirens mixed into the "
+                             "street and the real negatives augmented (default 0 = none)")
     parser.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
                         help="each training batch mixed with a shuffled copy of itself (features, targets and loss "
                              "weights) at a share drawn from Beta(ALPHA, ALPHA); not the tutorials, not with "
@@ -161,8 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         print("siren-train: error: need 0 <= --mine-epochs < --epochs, 0 < --mine-fraction <= 1, --mine-weight > 0",
               file=sys.stderr)
         return 2
-    if args.mixup < 0:
-        print("siren-train: error: need --mixup >= 0", file=sys.stderr)
+    if args.mixup < 0 or not 0 <= args.speed_perturb <= 12:
+        print("siren-train: error: need --mixup >= 0 and 0 <= --speed-perturb <= 12", file=sys.stderr)
         return 2
     if args.mixup and args.mimic_weight:
         print("siren-train: error: --mixup and --mimic-weight do not mix (mimicry fits without mixup)",
@@ -180,9 +181,6 @@ def main(argv: list[str] | None = None) -> int:
     names = (*names, *(member for member in cross_validated if member not in names))
     if urban:
         return _urban(args, names, shipped)
-    if args.speed_perturb:
-        print("siren-train: error: --speed-perturb is an urban option (--task urban)", file=sys.stderr)
-        return 2
     if args.mixup and args.mine_epochs:
         print("siren-train: error: --mixup and --mine-epochs do not mix (mining weighs unmixed windows)",
               file=sys.stderr)
@@ -206,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
             plan=AugmentPlan(copies_per_positive=args.copies_per_positive,
                              generated_positives=args.generated_positives,
                              generated_negatives=args.generated_negatives,
-                             generated_distractors=args.generated_distractors, seed=args.seed),
+                             generated_distractors=args.generated_distractors, seed=args.seed,
+                             speed_semitones=args.speed_perturb),
             random_split_check=not args.no_random_split_check, yamnet_path=args.yamnet, reuse_cv=args.reuse_cv,
             per_channel_weights=not args.per_tensor_weights, fusion=args.fusion,
         )
@@ -238,10 +237,9 @@ def _urban(args: argparse.Namespace, names: tuple[str, ...], shipped: list[str])
               file=sys.stderr)
         return 2
     if (args.augment_copies < 0 or not 0 <= args.teacher_weight <= 1 or args.ship_seeds < 1
-            or (args.representative_windows is not None and args.representative_windows < 1)
-            or not 0 <= args.speed_perturb <= 12):
-        print("siren-train: error: need --augment-copies >= 0, 0 <= --teacher-weight <= 1, --ship-seeds >= 1, "
-              "--representative-windows >= 1 and 0 <= --speed-perturb <= 12", file=sys.stderr)
+            or (args.representative_windows is not None and args.representative_windows < 1)):
+        print("siren-train: error: need --augment-copies >= 0, 0 <= --teacher-weight <= 1, --ship-seeds >= 1 and "
+              "--representative-windows >= 1", file=sys.stderr)
         return 2
     generated = _generated_counts(args.generated)
     if isinstance(generated, str):

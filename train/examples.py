@@ -17,7 +17,7 @@ from detector.audio import read_audio
 from detector.features import FeatureRecipe, compute_features
 from detector.synth import DISTRACTOR_KINDS, generate_distractor, random_siren_event
 from detector.windows import WindowSpec, cut_windows
-from train.augment import augment_negative, augment_positive, mix_at_snr, roadside_noise
+from train.augment import augment_negative, augment_positive, mix_at_snr, roadside_noise, sometimes_speed_change
 from train.datasets import EMERGENCY, Clip, binary_label
 
 SILENT_POSITIVE_DBFS = -55.0  # a "siren" window this quiet holds no siren to learn from
@@ -103,7 +103,9 @@ class AugmentPlan:
     `generated_distractors` are tonal non-sirens (horns, music, hums, beepers, bells, brake squeal) under
     real backgrounds: without them generated sirens teach "anything tonal is a siren". `generated_negatives`
     are generated roadside beds (traffic with engine pass-bys, and wind): without enough of them a model
-    trained with SpecAugment scored the generated street itself up to 0.86.
+    trained with SpecAugment scored the generated street itself up to 0.86. `speed_semitones` > 0 plays half
+    the real sirens and real negatives that are augmented faster or slower (both classes, so the resampling
+    and the shortened tail are no siren cue); 0 leaves every random draw as it was before it existed.
     """
 
     copies_per_positive: int = 2
@@ -112,15 +114,17 @@ class AugmentPlan:
     generated_negatives: int = 600
     generated_distractors: int = 3000
     seed: int = 0
+    speed_semitones: float = 0.0
 
 
-def _positive_mixes(real: Examples, rng: np.random.Generator, count_per: int, spec: WindowSpec) -> Examples:
+def _positive_mixes(real: Examples, rng: np.random.Generator, plan: AugmentPlan, spec: WindowSpec) -> Examples:
     positives = np.flatnonzero(real.labels == 1)
     negatives = np.flatnonzero(real.labels == 0)
     windows, groups, clip_ids, datasets = [], [], [], []
-    for index in tqdm(np.repeat(positives, count_per), desc="mixing real sirens", unit="win"):
+    for index in tqdm(np.repeat(positives, plan.copies_per_positive), desc="mixing real sirens", unit="win"):
         background = rng.choice(negatives)
-        windows.append(augment_positive(real.windows[index], real.windows[background], rng, spec.sample_rate))
+        siren = sometimes_speed_change(real.windows[index], rng, plan.speed_semitones)
+        windows.append(augment_positive(siren, real.windows[background], rng, spec.sample_rate))
         groups.append(real.groups[index] | real.groups[background])
         clip_ids.append(real.clip_ids[index])
         datasets.append(real.datasets[index])
@@ -164,7 +168,8 @@ def _negatives(real: Examples, rng: np.random.Generator, plan: AugmentPlan, spec
     windows, groups, kinds, clip_ids, datasets = [], [], [], [], []
     for index in tqdm(chosen, desc="augmenting negatives", unit="win"):
         extra = rng.choice(negatives)
-        windows.append(augment_negative(real.windows[index], rng, spec.sample_rate, real.windows[extra]))
+        window = sometimes_speed_change(real.windows[index], rng, plan.speed_semitones)
+        windows.append(augment_negative(window, rng, spec.sample_rate, real.windows[extra]))
         groups.append(real.groups[index] | real.groups[extra])
         kinds.append("real_aug")
         clip_ids.append(real.clip_ids[index])
@@ -183,7 +188,7 @@ def augment(real: Examples, plan: AugmentPlan, spec: WindowSpec) -> Examples:
     """The street-like examples made from `real` (not including `real` itself)."""
     rng = np.random.default_rng(plan.seed)
     return concatenate([
-        _positive_mixes(real, rng, plan.copies_per_positive, spec),
+        _positive_mixes(real, rng, plan, spec),
         _generated_positives(real, rng, plan.generated_positives, spec),
         _negatives(real, rng, plan, spec),
         _distractors(real, rng, plan.generated_distractors, spec),

@@ -234,7 +234,8 @@ def cv_fit_settings(config: PipelineConfig, name: str) -> FitSettings:
 def cv_settings(config: PipelineConfig, name: str) -> dict[str, Any]:
     """Everything that shaped `name`'s out-of-fold scores, recorded so that `--reuse-cv` can check it."""
     return {"folds": config.folds, "fit": recorded_settings(cv_fit_settings(config, name)),
-            "plan": dataclasses.asdict(config.plan)}
+            "plan": {k: v for k, v in dataclasses.asdict(config.plan).items()
+                     if not (k == "speed_semitones" and v == 0)}}  # records made before speed still match
 
 
 def refuse_other_settings(earlier: dict[str, Any], now: dict[str, Any], saved: str) -> None:

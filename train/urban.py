@@ -35,7 +35,7 @@ from train.augment import (
     mic_colouring,
     mix_at_snr,
     random_gain,
-    speed_change,
+    sometimes_speed_change,
     time_shift,
 )
 from train.datasets import Clip, DatasetError
@@ -216,9 +216,7 @@ def _augment_window(window: np.ndarray, under: np.ndarray, rng: np.random.Genera
                     speed_semitones: float = 0.0) -> np.ndarray:
     """Speed (when asked), gain, shift, another training window underneath at low level, band limit/colouring
     and hiss. Without speed the random draws are exactly those of the copies the shipped model trained on."""
-    x = window
-    if speed_semitones > 0 and rng.uniform() < 0.5:
-        x = speed_change(x, rng, speed_semitones)
+    x = sometimes_speed_change(window, rng, speed_semitones)
     x = time_shift(x, rng, 0.25) if rng.uniform() < 0.5 else x
     if rng.uniform() < 0.5:
         x = mix_at_snr(x, under, float(rng.uniform(8.0, 25.0)))
