@@ -552,10 +552,6 @@ def generate_distractor(kind: str, duration_s: float, rng: np.random.Generator,
     return (0.9 * out / peak if peak > _EPS else np.zeros(n)).astype(np.float32)
 
 
-def _unit_rms(x: np.ndarray) -> np.ndarray:
-    return x / (np.sqrt(np.mean(x**2)) + 1e-9)
-
-
 def _work_bursts(n: int, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
     """Where a breaker is working: 1.5-6 s bursts with 0.15-1.2 s pauses; at least half the clip."""
     working = np.zeros(n, bool)
@@ -602,12 +598,12 @@ def generate_jackhammer(n: int, rng: np.random.Generator, sample_rate: int = SAM
     depth = rng.uniform(0.3, 0.9)
     pulsing = 1 - depth + depth * (0.5 + 0.5 * np.cos(2 * np.pi * blow_hz * np.arange(n) / sample_rate))
     hiss *= pulsing * np.where(working, 1.0, rng.uniform(0.0, 0.3))
-    x = (_unit_rms(ring) + rng.uniform(0.1, 0.6) * _unit_rms(clicks) + rng.uniform(0.0, 0.8) * _unit_rms(thump)
-         + rng.uniform(0.1, 0.7) * _unit_rms(hiss))
+    x = (_at_rms(ring, 0.0) + rng.uniform(0.1, 0.6) * _at_rms(clicks, 0.0) + rng.uniform(0.0, 0.8) * _at_rms(thump, 0.0)
+         + rng.uniform(0.1, 0.7) * _at_rms(hiss, 0.0))
     x = apply_distance(x, rng.uniform(5.0, 80.0), sample_rate)
     if rng.uniform() < 0.7:
         x = apply_reverb(x, synth_impulse_response(rng, sample_rate), rng.uniform(0.1, 0.6))
-    return (_unit_rms(np.asarray(x, np.float64)) * 0.05).astype(np.float32)
+    return (_at_rms(np.asarray(x, np.float64), 0.0) * 0.05).astype(np.float32)
 
 
 def generate_engine_idling(n: int, rng: np.random.Generator, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -636,18 +632,18 @@ def generate_engine_idling(n: int, rng: np.random.Generator, sample_rate: int = 
                            burst)
     hum = _synthesise(instant_hz, sample_rate, rng, np.arange(1, int(rng.integers(3, 9)) + 1)
                       ** -rng.uniform(0.7, 1.8))
-    x = _unit_rms(exhaust) + rng.uniform(0.2, 0.8) * _unit_rms(burst) + rng.uniform(0.1, 0.8) * _unit_rms(hum)
+    x = _at_rms(exhaust, 0.0) + rng.uniform(0.2, 0.8) * _at_rms(burst, 0.0) + rng.uniform(0.1, 0.8) * _at_rms(hum, 0.0)
     if rng.uniform() < 0.4:
         low_hz = rng.uniform(1200.0, 3500.0)
         band = signal.butter(2, (low_hz, 1.5 * low_hz), "bandpass", fs=sample_rate, output="sos")
         clatter = signal.sosfilt(band, signal.fftconvolve(excitation, rng.standard_normal(t.size)
                                                           * np.exp(-t / 0.002))[:n])
-        x = x + rng.uniform(0.05, 0.4) * _unit_rms(clatter)
+        x = x + rng.uniform(0.05, 0.4) * _at_rms(clatter, 0.0)
     x = x + rng.uniform(0.2, 1.0) * pink_noise(n, rng)
     x = apply_distance(x, rng.uniform(3.0, 40.0), sample_rate)
     if rng.uniform() < 0.5:
         x = apply_reverb(x, synth_impulse_response(rng, sample_rate), rng.uniform(0.1, 0.5))
-    return (_unit_rms(np.asarray(x, np.float64)) * 0.05).astype(np.float32)
+    return (_at_rms(np.asarray(x, np.float64), 0.0) * 0.05).astype(np.float32)
 
 
 def generate_air_conditioner(n: int, rng: np.random.Generator, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -670,18 +666,18 @@ def generate_air_conditioner(n: int, rng: np.random.Generator, sample_rate: int 
     blade_hz = rotation_hz * int(rng.integers(3, 8))
     blade = _synthesise(_wobble(np.full(n, blade_hz), sample_rate, rng), sample_rate, rng,
                         np.arange(1, int(rng.integers(2, 6)) + 1) ** -rng.uniform(1.0, 2.0))
-    x = _unit_rms(airflow) + rng.uniform(0.1, 0.8) * _unit_rms(blade)
+    x = _at_rms(airflow, 0.0) + rng.uniform(0.1, 0.8) * _at_rms(blade, 0.0)
     if rng.uniform() < 0.6:
         mains_hz = float(rng.choice([50.0, 60.0])) * (1.0 + rng.normal(0.0, 0.002))
         hum = _synthesise(np.full(n, mains_hz), sample_rate, rng,
                           np.arange(1, int(rng.integers(2, 7)) + 1) ** -rng.uniform(0.5, 1.5))
-        x = x + rng.uniform(0.1, 1.0) * _unit_rms(hum)
+        x = x + rng.uniform(0.1, 1.0) * _at_rms(hum, 0.0)
     depth = rng.uniform(0.0, 0.2)
     x = x * (1.0 - depth + depth * (0.5 + 0.5 * np.cos(2 * np.pi * rotation_hz * np.arange(n) / sample_rate)))
     x = apply_distance(x, rng.uniform(2.0, 30.0), sample_rate)
     if rng.uniform() < 0.5:
         x = apply_reverb(x, synth_impulse_response(rng, sample_rate), rng.uniform(0.1, 0.5))
-    return (_unit_rms(np.asarray(x, np.float64)) * 0.05).astype(np.float32)
+    return (_at_rms(np.asarray(x, np.float64), 0.0) * 0.05).astype(np.float32)
 
 
 CLASS_GENERATORS: dict[str, Callable[[int, np.random.Generator, int], np.ndarray]] = {
