@@ -6,9 +6,11 @@ on examples built entirely from its training groups (a test recording never leak
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -115,6 +117,12 @@ class AugmentPlan:
     generated_distractors: int = 3000
     seed: int = 0
     speed_semitones: float = 0.0
+
+
+def recorded_plan(plan: AugmentPlan) -> dict[str, Any]:
+    """The plan as saved beside a CV for `--reuse-cv` to compare (as `fit.recorded_settings` saves the fit):
+    speed only when on, so records made before it existed still match."""
+    return {k: v for k, v in dataclasses.asdict(plan).items() if not (k == "speed_semitones" and v == 0)}
 
 
 def _positive_mixes(real: Examples, rng: np.random.Generator, plan: AugmentPlan, spec: WindowSpec) -> Examples:

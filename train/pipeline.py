@@ -31,6 +31,7 @@ from train.examples import (
     augment,
     features_of,
     load_siren_task_windows,
+    recorded_plan,
 )
 from train.fit import FitSettings, fit_model, hard_negative_factors, predict, recorded_settings, standardised_recipe
 from train.models import Architecture, architecture_of, count_macs, describe, ensemble_members, fit_seed_of
@@ -234,8 +235,7 @@ def cv_fit_settings(config: PipelineConfig, name: str) -> FitSettings:
 def cv_settings(config: PipelineConfig, name: str) -> dict[str, Any]:
     """Everything that shaped `name`'s out-of-fold scores, recorded so that `--reuse-cv` can check it."""
     return {"folds": config.folds, "fit": recorded_settings(cv_fit_settings(config, name)),
-            "plan": {k: v for k, v in dataclasses.asdict(config.plan).items()
-                     if not (k == "speed_semitones" and v == 0)}}  # records made before speed still match
+            "plan": recorded_plan(config.plan)}
 
 
 def refuse_other_settings(earlier: dict[str, Any], now: dict[str, Any], saved: str) -> None:
