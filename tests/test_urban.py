@@ -463,9 +463,10 @@ def test_transfer_windows_mimicry_speed_or_mixup_out_of_place_is_one_clear_error
     assert main(["--task", "urban", "--data", str(tmp_path), "--teacher-weight", "0", "--transfer-windows", "4"]) == 2
     assert capsys.readouterr().err.strip() == ("siren-train: error: --transfer-windows needs --yamnet PATH and "
                                                "--teacher-weight > 0 (and N >= 0)")
-    assert main(["--task", "urban", "--data", str(tmp_path), "--teacher-weight", "0", "--mimic-weight", "1"]) == 2
-    assert capsys.readouterr().err.strip() == ("siren-train: error: --mimic-weight needs --yamnet PATH and "
-                                               "--teacher-weight > 0 (and W >= 0)")
+    assert main(["--task", "urban", "--data", str(tmp_path), "--yamnet", str(tmp_path / "y.tflite"),
+                 "--teacher-weight", "0", "--mimic-weight", "1"]) == 2
+    assert capsys.readouterr().err.strip() == ("siren-train: error: --mimic-weight needs --teacher-weight > 0 for "
+                                               "the urban model (its teacher variant is the one that mimics)")
     assert main(["--task", "urban", "--data", str(tmp_path), "--teacher-yamnet-weight", "-1"]) == 2
     assert capsys.readouterr().err.strip() == "siren-train: error: --teacher-yamnet-weight must be >= 0"
     assert main(["--task", "urban", "--data", str(tmp_path), "--speed-perturb", "13"]) == 2
@@ -477,8 +478,10 @@ def test_transfer_windows_mimicry_speed_or_mixup_out_of_place_is_one_clear_error
     assert capsys.readouterr().err.strip() == ("siren-train: error: --mixup and --mine-epochs do not mix "
                                                "(mining weighs unmixed windows)")
     assert main(["--task", "emergency", "--data", str(tmp_path), "--mimic-weight", "1"]) == 2
-    assert capsys.readouterr().err.strip() == ("siren-train: error: --mimic-weight needs --yamnet PATH and "
-                                               "--teacher-weight > 0 (and W >= 0)")
+    assert capsys.readouterr().err.strip() == "siren-train: error: --mimic-weight needs --yamnet PATH (and W >= 0)"
+    assert main(["--task", "emergency", "--data", str(tmp_path), "--yamnet", str(tmp_path / "y.tflite"),
+                 "--mimic-weight", "1"]) == 2  # the siren model mimics without a teacher: on to the data
+    assert capsys.readouterr().err.strip().endswith("no audio files in class folders (expected <label>/<file>.wav)")
     assert main(["--task", "emergency", "--data", str(tmp_path), "--yamnet", str(tmp_path / "y.tflite"),
                  "--teacher-weight", "0.5", "--mimic-weight", "1", "--mine-epochs", "2"]) == 2
     assert capsys.readouterr().err.strip() == ("siren-train: error: --mimic-weight and --mine-epochs do not mix "

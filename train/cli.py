@@ -102,9 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "ten classes train the teacher variant on the teacher's probabilities alone "
                              "(distillation on unlabelled audio; default 0 = none)")
     parser.add_argument("--mimic-weight", type=float, default=0.0,
-                        help="with --yamnet and --teacher-weight > 0: the model also learns to predict YAMNet's "
-                             "embedding (top principal components) at this loss weight; urban: the teacher variant, "
-                             "emergency: on real windows only, not with --mine-epochs (default 0 = off)")
+                        help="with --yamnet (urban: and --teacher-weight > 0): the model also learns to predict "
+                             "YAMNet's embedding (top principal components) at this loss weight; urban: the teacher "
+                             "variant, emergency: on real windows only, not with --mine-epochs (default 0 = off)")
     parser.add_argument("--hard-negative-weight", type=float, default=1.0,
                         help="loss weight of real non-siren windows the teacher scores >= 0.2 (needs --yamnet)")
     parser.add_argument("--mine-epochs", type=int, default=0,
@@ -169,9 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         print("siren-train: error: --mixup and --mimic-weight do not mix (mimicry fits without mixup)",
               file=sys.stderr)
         return 2
-    if args.mimic_weight < 0 or (args.mimic_weight and not (args.yamnet and args.teacher_weight > 0)):
-        print("siren-train: error: --mimic-weight needs --yamnet PATH and --teacher-weight > 0 (and W >= 0)",
-              file=sys.stderr)
+    if args.mimic_weight < 0 or (args.mimic_weight and not args.yamnet):
+        print("siren-train: error: --mimic-weight needs --yamnet PATH (and W >= 0)", file=sys.stderr)
         return 2
     if args.ship and ensemble_recipe(args.ship) is None:
         print(f"siren-train: error: the members of --ship {args.ship} need the same features (or log-mel and "
@@ -249,6 +248,10 @@ def _urban(args: argparse.Namespace, names: tuple[str, ...], shipped: list[str])
         print("siren-train: error: --transfer-windows needs --yamnet PATH and --teacher-weight > 0 (and N >= 0)",
               file=sys.stderr)
         return 2
+    if args.mimic_weight and not args.teacher_weight > 0:
+        print("siren-train: error: --mimic-weight needs --teacher-weight > 0 for the urban model (its teacher "
+              "variant is the one that mimics)", file=sys.stderr)
+        return 2
     if args.teacher_yamnet_weight < 0:
         print("siren-train: error: --teacher-yamnet-weight must be >= 0", file=sys.stderr)
         return 2
@@ -266,8 +269,8 @@ def _urban(args: argparse.Namespace, names: tuple[str, ...], shipped: list[str])
         print(f"siren-train: error: --ship {args.ship} (--ship-seeds {args.ship_seeds}) fits {twice[0]} with fit "
               f"seed {twice[1]} twice", file=sys.stderr)
         return 2
-    if args.member is not None and not 0 <= args.member < len(shipped) * args.ship_seeds:
-        print(f"siren-train: error: --member must be 0..{len(shipped) * args.ship_seeds - 1} (--ship {args.ship}, "
+    if args.member is not None and not 0 <= args.member < len(fits):
+        print(f"siren-train: error: --member must be 0..{len(fits) - 1} (--ship {args.ship}, "
               f"--ship-seeds {args.ship_seeds})", file=sys.stderr)
         return 2
     try:
