@@ -705,7 +705,7 @@ def run_urban(config: UrbanConfig) -> dict[str, Any]:
         for member in members:
             if member.name not in oof_of:
                 oof_of[member.name] = _evaluate(member, data, config, member_feats[member.name], results)
-        shipped = members[0].name if len(members) == 1 else _record_average(members, oof_of, data, config, results)
+        shipped = members[0].name if len(members) == 1 else _evaluate_combined(members, oof_of, data, config, results)
         results["shipped"] = ship_urban(members, shipped, data, config, results, oof_of[shipped], member_feats)
         write_report(results, config.report_dir)
     return results
@@ -783,8 +783,8 @@ def _evaluate(variant: Variant, data: UrbanData, config: UrbanConfig,
     return scores
 
 
-def _record_average(members: Sequence[Variant], oof_of: dict[str, np.ndarray], data: UrbanData,
-                    config: UrbanConfig, results: dict[str, Any]) -> str:
+def _evaluate_combined(members: Sequence[Variant], oof_of: dict[str, np.ndarray], data: UrbanData,
+                       config: UrbanConfig, results: dict[str, Any]) -> str:
     """The shipped combination of several fits, evaluated as it runs: their out-of-fold probabilities combined
     as `--fusion` says (each fit held out on the same folds). Returns its name in `results`."""
     from train.ship import fuse_scores, fusion_phrase
