@@ -27,7 +27,7 @@ from detector.messages import (
     scores_message,
     state_message,
 )
-from detector.mqtt import MqttSink
+from detector.mqtt import FLUSH_TIMEOUT_S, MqttSink
 from detector.scoring import SIREN_TOPIC, ScoredModel, Scorer, tracker_settings
 from detector.sources import Chunk, EndOfAudio, Source, SourceFault, make_source
 from detector.spool import Message, Spool
@@ -209,6 +209,8 @@ class Daemon:
             exit_code = self._loop()
         finally:
             self._close_events()
+            if self.mqtt and self.mqtt.connected:  # so the last health counts what could not be delivered
+                self.mqtt.flush(FLUSH_TIMEOUT_S)
             self._publish_health()
             self.source.close()
             self.notifier.stopping()

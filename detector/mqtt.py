@@ -26,6 +26,7 @@ from detector.spool import DROPPABLE_KINDS, Message, Spool
 log = logging.getLogger(__name__)
 
 ACK_TIMEOUT_S = 10.0
+FLUSH_TIMEOUT_S = 5.0  # at shutdown: how long queued messages get to reach a connected broker
 
 
 class MqttSink:
@@ -182,7 +183,7 @@ class MqttSink:
             time.sleep(0.02)
         return len(self.spool) == 0
 
-    def stop(self, flush_timeout_s: float = 5.0) -> None:
+    def stop(self, flush_timeout_s: float = FLUSH_TIMEOUT_S) -> None:
         """Deliver what can be delivered, say `offline`, disconnect. Undelivered events stay spooled."""
         if self.connected:
             self.flush(flush_timeout_s)
