@@ -209,14 +209,14 @@ class Daemon:
             exit_code = self._loop()
         finally:
             self._close_events()
-            flush_deadline = time.monotonic() + FLUSH_TIMEOUT_S  # one budget for both flushes: systemd waits 20 s
-            if self.mqtt and self.mqtt.connected:  # so the last health counts what could not be delivered
-                self.mqtt.flush(FLUSH_TIMEOUT_S)
+            flush_until = time.monotonic() + FLUSH_TIMEOUT_S  # one budget for both flushes: systemd waits 20 s
+            if self.mqtt:  # first, so the last health counts what could not be delivered
+                self.mqtt.flush(flush_until)
             self._publish_health()
             self.source.close()
             self.notifier.stopping()
             if self.mqtt:
-                self.mqtt.stop(flush_timeout_s=max(0.0, flush_deadline - time.monotonic()))
+                self.mqtt.stop(flush_until)
         return exit_code
 
     def _loop(self) -> int:

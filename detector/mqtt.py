@@ -26,7 +26,7 @@ from detector.spool import DROPPABLE_KINDS, Message, Spool
 log = logging.getLogger(__name__)
 
 ACK_TIMEOUT_S = 10.0
-FLUSH_TIMEOUT_S = 5.0  # at shutdown: how long queued messages get to reach a connected broker
+FLUSH_TIMEOUT_S = 5.0  # at shutdown: how long queued messages get, in all, to reach a connected broker
 
 
 class MqttSink:
@@ -175,18 +175,19 @@ class MqttSink:
                 if message.kind == "state":
                     self._last_state = message
 
-    def flush(self, timeout_s: float) -> bool:
-        """Wait until the spool is empty (True) or `timeout_s` passed."""
-        deadline = time.monotonic() + timeout_s
-        while len(self.spool) and time.monotonic() < deadline:
+    def flush(self, until: float) -> None:
+        """While connected, wait until the spool is empty or `time.monotonic()` reaches `until` (a deadline, so
+        that several flushes at shutdown share one budget)."""
+        if not self.connected:
+            return
+        while len(self.spool) and time.monotonic() < until:
             self._wake.set()
             time.sleep(0.02)
-        return len(self.spool) == 0
 
-    def stop(self, flush_timeout_s: float = FLUSH_TIMEOUT_S) -> None:
-        """Deliver what can be delivered, say `offline`, disconnect. Undelivered events stay spooled."""
-        if self.connected:
-            self.flush(flush_timeout_s)
+    def stop(self, flush_until: float) -> None:
+        """Deliver what can be delivered by `flush_until`, say `offline`, disconnect. Undelivered events stay
+        spooled."""
+        self.flush(flush_until)
         self._stopping.set()
         self._wake.set()
         self._drain_thread.join(timeout=ACK_TIMEOUT_S + 1)
