@@ -26,9 +26,7 @@ import yaml
 
 from benchmarks.common import write_scene
 from detector.broker import LocalBroker
-from detector.synth import SceneEvent
-
-FIRST_ONSET_S, SIREN_S, PERIOD_S = 5.0, 8.0, 18.0
+from detector.synth import SceneEvent, periodic_siren_times
 
 
 class Arrivals:
@@ -81,9 +79,7 @@ def _latencies(starts: list[tuple[str, float, dict[str, Any]]], truth: dict[str,
 def run(onsets: int, streams: int, hops: tuple[float, ...], model_path: Path, yamnet: Path | None = None
         ) -> dict[str, Any]:
     """Latency per hop with the card's tracker; with `yamnet`, also at a 1 s hop with YAMNet confirming onsets."""
-    per_stream = math.ceil(onsets / streams)
-    duration = FIRST_ONSET_S + per_stream * PERIOD_S + 5.0
-    siren_times = [(FIRST_ONSET_S + k * PERIOD_S, FIRST_ONSET_S + k * PERIOD_S + SIREN_S) for k in range(per_stream)]
+    siren_times, duration = periodic_siren_times(math.ceil(onsets / streams))
     results: dict[str, Any] = {}
     runs: list[tuple[str, str, float, dict[str, Any]]] = [(f"{hop:g}", f"hop{hop:g}", hop, {}) for hop in hops]
     if yamnet is not None:

@@ -437,6 +437,19 @@ def _random_siren_times(duration_s: float, rng: np.random.Generator) -> list[tup
         start = round(end + rng.uniform(10.0, 40.0), 3)
 
 
+# The latency benchmark's and `train.onset_check`'s scenes: an 8 s siren every 18 s, the first 5 s in, so
+# every onset has a known time and 10 s of street before it
+PERIODIC_FIRST_ONSET_S, PERIODIC_SIREN_S, PERIODIC_PERIOD_S = 5.0, 8.0, 18.0
+
+
+def periodic_siren_times(count: int) -> tuple[list[tuple[float, float]], float]:
+    """`count` sirens at the periodic layout's times, and the duration of a scene that holds them (5 s after
+    the last ends)."""
+    times = [(PERIODIC_FIRST_ONSET_S + k * PERIODIC_PERIOD_S, PERIODIC_FIRST_ONSET_S + k * PERIODIC_PERIOD_S
+              + PERIODIC_SIREN_S) for k in range(count)]
+    return times, PERIODIC_FIRST_ONSET_S + count * PERIODIC_PERIOD_S + 5.0
+
+
 def generate_scene(
     duration_s: float,
     rng: np.random.Generator,

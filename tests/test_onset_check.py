@@ -1,0 +1,75 @@
+"""train.onset_check: the delay arithmetic on known scores, the shipped model against its card's record, and a
+model that starts no siren failing the check with one line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detector.config import INSTALL_ROOT
+from detector.synth import SceneEvent, periodic_siren_times
+from detector.tracker import TrackerSettings
+from train.onset_check import OnsetLimits, run_check, siren_onsets
+
+SHIPPED = INSTALL_ROOT / "models" / "emergency.tflite"
+ONE_OF_ONE = TrackerSettings(on_threshold=0.8, off_threshold=0.4, onset_windows=1, onset_of=1)
+
+
+def _check(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "train.onset_check", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_delay_is_the_end_of_the_starting_window_after_the_onset() -> None:
+    times, duration_s = periodic_siren_times(3)
+    truth = [SceneEvent("two_tone", start, end) for start, end in times]
+    starts_s = np.arange(0.0, duration_s - 1.0, 1.0)
+    scores = np.zeros(len(starts_s))
+    scores[(starts_s >= 5.0) & (starts_s < 12.0)] = 0.9  # first siren (5-13 s): window [5, 7) is the first hit
+    scores[(starts_s >= 26.0) & (starts_s < 30.0)] = 0.9  # second (23-31 s): first hit [26, 28), 5 s late
+    scores[35] = 0.95  # window [35, 37): a start in the street between the second and third sirens
+    onsets, false_starts = siren_onsets(truth, starts_s, scores, 2.0, ONE_OF_ONE, seed=7)
+    assert [o.delay_s for o in onsets] == [2.0, 5.0, None]
+    assert [o.peak_score for o in onsets] == [0.9, 0.9, 0.0]
+    assert false_starts == 1
+
+
+def test_shipped_card_records_a_passed_check_with_its_own_tracker_and_a_rerun_agrees() -> None:
+    card = json.loads(SHIPPED.with_suffix(".json").read_text())
+    recorded = card["onset_check"]
+    assert recorded["passed"] and recorded["sirens"] == recorded["started"] >= 400
+    tracker_keys = ("on_threshold", "off_threshold", "onset_windows", "onset_of", "instant_threshold")
+    assert {k: recorded["tracker"][k] for k in tracker_keys} == {k: card["tracker"][k] for k in tracker_keys}
+    limits = OnsetLimits(**recorded["limits"])
+    rerun = run_check(SHIPPED, 3, recorded["hop_s"], limits)  # its first 3 scenes: the same seeds
+    assert rerun["passed"] and rerun["sirens"] == rerun["started"] == 30
+    assert rerun["false_starts"] == 0
+
+
+def test_a_model_that_starts_no_siren_fails_in_one_line_and_the_card_says_so(
+        tiny_card: dict[str, Any], model_variant: Callable[..., Path]) -> None:
+    # int8 output tops out at 255/256 of certainty, so this on-threshold is never reached
+    tiny_card["tracker"] = {"on_threshold": 0.999, "off_threshold": 0.5, "onset_windows": 1, "onset_of": 1,
+                            "instant_threshold": None}
+    model = model_variant(card=tiny_card)
+    result = _check("--model", str(model), "--scenes", "1", "--card")
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("onset_check: failed: 10 of 10 sirens started no event, p95 None s "
+                                     "(limit 3), slowest None s (limit 5)")
+    written = json.loads(model.with_suffix(".json").read_text())["onset_check"]
+    assert not written["passed"] and written["started"] == 0
+    assert [o["delay_s"] for o in written["slowest"]] == [None] * 10
+
+
+def test_bad_input_gives_one_line_and_exit_2(tmp_path: Path) -> None:
+    missing = _check("--model", str(tmp_path / "none.tflite"))
+    urban = _check("--model", str(INSTALL_ROOT / "models" / "urban.tflite"), "--scenes", "1")
+    for result, says in ((missing, "model file not found"), (urban, "one positive label")):
+        assert result.returncode == 2 and says in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr

@@ -1,0 +1,198 @@
+"""How soon the daemon starts an event after a generated siren begins, for an exported model and its card.
+
+Why: the grouped CV counts which clips a model catches, not how soon. Session 30's candidate caught more real
+clips than the shipped model and started one generated two-tone 8 s late; only the real-time latency benchmark
+(50 sirens, minutes of wall time) showed it. This scores the benchmark's scenes offline (street traffic and
+wind, an 8 s siren every 18 s; scene k is seed 100 + k, so the first five are the benchmark's), window by window
+with the int8 model, through the daemon's tracker with the card's settings. A siren's delay is audio time: the
+end of the window whose score starts its event, minus its onset (the benchmark adds a few ms of processing).
+
+The check fails (exit 1) when a siren starts no event, or the delays' p95 or max exceed the limits
+(`OnsetLimits`); with `--card` the result is written into the card (`"onset_check"`) either way, so the card
+says how its model starts sirens.
+
+Usage: python -m train.onset_check --model models/emergency.tflite [--scenes 40] [--p95-limit-s 3]
+       [--max-limit-s 5] [--card]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detector.config import DetectionConfig
+from detector.errors import DetectorError, ModelError
+from detector.model import Classifier, card_path_for
+from detector.synth import SIREN_KINDS, SceneEvent, generate_scene, periodic_siren_times
+from detector.tracker import EventTracker, TrackerSettings, settings_for
+from detector.windows import WindowSpec, cut_windows
+
+FIRST_SEED = 100  # the latency benchmark's first stream
+SIRENS_PER_SCENE = 10
+LATE_LISTED = 10  # the slowest sirens the card names
+
+
+@dataclass(frozen=True)
+class OnsetLimits:
+    """What a model must keep to pass: 95 % of sirens started within `p95_s` (PRODUCT.md's couple of seconds:
+    the first window holding 2 s of siren ends 2 s after the onset, plus one hop), none later than `max_s`,
+    none missed. The shipped session-28
+    model measured 2 / 4 s on 400 sirens; session 30's rejected candidate started a two-tone 8 s late."""
+
+    p95_s: float = 3.0
+    max_s: float = 5.0
+
+    def kept(self, overall: dict[str, Any]) -> bool:
+        return (overall["started"] == overall["sirens"] and overall["p95_s"] is not None
+                and overall["p95_s"] <= self.p95_s and overall["max_s"] <= self.max_s)
+
+
+@dataclass(frozen=True)
+class SirenOnset:
+    """One generated siren: which scene, what kind, when it began, how late its event started (None: never)."""
+
+    seed: int
+    kind: str
+    onset_s: float
+    delay_s: float | None
+    peak_score: float  # the highest score of a window holding some of it
+
+
+def siren_onsets(truth: list[SceneEvent], window_starts_s: np.ndarray, scores: np.ndarray, window_s: float,
+                 settings: TrackerSettings, seed: int) -> tuple[list[SirenOnset], int]:
+    """One scene's window scores (in time order) through the tracker: each true siren's onset delay, and the
+    starts published while no window holding a siren could have ended (false starts on the street)."""
+    tracker = EventTracker("emergency", settings, window_s)
+    published_s = [float(start_s) + window_s for start_s, score in zip(window_starts_s, scores, strict=True)
+                   for event in tracker.update(float(start_s), float(score)) if event.type == "start"]
+    ends_s = window_starts_s + window_s
+    onsets, claimed = [], set()
+    for siren in truth:
+        mine = [p for p in published_s if siren.start_s < p < siren.end_s + window_s]
+        claimed.update(mine)
+        holding = (ends_s > siren.start_s) & (window_starts_s < siren.end_s)
+        onsets.append(SirenOnset(seed, siren.kind, siren.start_s,
+                                 round(mine[0] - siren.start_s, 3) if mine else None,
+                                 round(float(scores[holding].max()), 4) if holding.any() else 0.0))
+    return onsets, len(set(published_s) - claimed)
+
+
+def check_scene(classifier: Classifier, settings: TrackerSettings, seed: int, hop_s: float
+                ) -> tuple[list[SirenOnset], int]:
+    """Scene `seed` generated, scored by the model window by window, and measured (`siren_onsets`)."""
+    card = classifier.card
+    siren_times, duration_s = periodic_siren_times(SIRENS_PER_SCENE)
+    audio, truth = generate_scene(duration_s, np.random.default_rng(seed), card.sample_rate, siren_times=siren_times)
+    windows, starts = cut_windows(audio, WindowSpec.from_seconds(card.sample_rate, card.window_s, hop_s))
+    scores = classifier.predict(windows)[:, card.labels.index(card.positive_labels[0])]
+    return siren_onsets(truth, starts / card.sample_rate, scores, card.window_s, settings, seed)
+
+
+def summarise(onsets: list[SirenOnset]) -> dict[str, Any]:
+    """Sirens, how many started an event, and the delays' median, p95 and max: each a siren's own delay (no
+    interpolation), where a siren never started counts as infinitely late, so a percentile cannot hide misses."""
+    delays = np.array([o.delay_s if o.delay_s is not None else np.inf for o in onsets])
+
+    def rounded(value: float) -> float | None:
+        return round(float(value), 2) if np.isfinite(value) else None
+
+    return {"sirens": len(onsets), "started": int(np.isfinite(delays).sum()),
+            "median_s": rounded(np.percentile(delays, 50, method="higher")),
+            "p95_s": rounded(np.percentile(delays, 95, method="higher")),
+            "max_s": rounded(delays.max())}
+
+
+def run_check(model: Path, scenes: int, hop_s: float, limits: OnsetLimits) -> dict[str, Any]:
+    """Every scene checked; the card's record: protocol, tracker, overall and per-kind delays, the slowest
+    sirens, false starts, the limits and whether they were kept."""
+    classifier = Classifier(model)
+    if len(classifier.card.positive_labels) != 1:
+        raise ModelError(f"{model}: a siren model has one positive label; its card lists "
+                         f"{len(classifier.card.positive_labels)}")
+    detection = DetectionConfig(model=model, hop_s=hop_s)
+    settings = settings_for(classifier.card, detection)
+    onsets: list[SirenOnset] = []
+    false_starts = 0
+    for seed in range(FIRST_SEED, FIRST_SEED + scenes):
+        scene_onsets, scene_false = check_scene(classifier, settings, seed, hop_s)
+        onsets += scene_onsets
+        false_starts += scene_false
+    late = sorted(onsets, key=lambda o: -(o.delay_s if o.delay_s is not None else np.inf))[:LATE_LISTED]
+    overall = summarise(onsets)
+    _, duration_s = periodic_siren_times(SIRENS_PER_SCENE)
+    return {
+        "protocol": (f"{scenes} generated street scenes of {duration_s:g} s (detector.synth, seeds {FIRST_SEED}-"
+                     f"{FIRST_SEED + scenes - 1}: traffic and wind, an 8 s siren of a random kind every 18 s), "
+                     f"2 s windows at a {hop_s:g} s hop scored by this int8 model, through the daemon's tracker "
+                     "with this card's settings; delay = end of the window that starts the event - siren onset "
+                     "(audio time); a siren that starts no event counts as infinitely late"),
+        "hop_s": hop_s,
+        "tracker": asdict(settings),
+        **overall,
+        "by_kind": {kind: summarise([o for o in onsets if o.kind == kind])
+                    for kind in SIREN_KINDS if any(o.kind == kind for o in onsets)},
+        "slowest": [asdict(o) for o in late],
+        "false_starts": false_starts,
+        "limits": asdict(limits),
+        "passed": limits.kept(overall),
+    }
+
+
+def table(result: dict[str, Any]) -> str:
+    """The per-kind delays as a Markdown table, the slowest sirens below it."""
+    lines = ["| siren kind | sirens | started | median s | p95 s | max s |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for kind, row in [*result["by_kind"].items(), ("all", result)]:
+        lines.append(f"| {kind} | {row['sirens']} | {row['started']} | {row['median_s']} | {row['p95_s']} | "
+                     f"{row['max_s']} |")
+    slowest = ", ".join(f"{o['kind']} (seed {o['seed']}, {o['onset_s']:g} s) "
+                        f"{'never' if o['delay_s'] is None else format(o['delay_s'], 'g') + ' s'}, "
+                        f"peak {o['peak_score']:.2f}" for o in result["slowest"][:5])
+    return "\n".join([*lines, f"slowest: {slowest}", f"false starts on the street: {result['false_starts']}"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, required=True, help="an exported .tflite with its card beside it")
+    parser.add_argument("--scenes", type=int, default=40, help=f"scenes of {SIRENS_PER_SCENE} sirens (default 40)")
+    parser.add_argument("--hop", type=float, default=DetectionConfig.hop_s, help="seconds between windows")
+    parser.add_argument("--p95-limit-s", type=float, default=OnsetLimits.p95_s,
+                        help="95 %% of sirens must start an event within this many seconds (default %(default)g)")
+    parser.add_argument("--max-limit-s", type=float, default=OnsetLimits.max_s,
+                        help="every siren must start an event within this many seconds (default %(default)g)")
+    parser.add_argument("--card", action="store_true", help="write the result into the model's card")
+    args = parser.parse_args(argv)
+    if args.scenes < 1:
+        print("onset_check: error: --scenes must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        DetectionConfig(model=args.model, hop_s=args.hop).check()
+        limits = OnsetLimits(args.p95_limit_s, args.max_limit_s)
+        result = run_check(args.model, args.scenes, args.hop, limits)
+    except DetectorError as error:
+        print(f"onset_check: error: {error}", file=sys.stderr)
+        return 2
+    print(table(result))
+    if args.card:
+        card_path = card_path_for(args.model)
+        card = json.loads(card_path.read_text())
+        card["onset_check"] = result
+        card_path.write_text(json.dumps(card, indent=2) + "\n")
+        print(f"wrote onset_check into {card_path}")
+    missed = result["sirens"] - result["started"]
+    if not result["passed"]:
+        print(f"onset_check: failed: {missed} of {result['sirens']} sirens started no event, p95 {result['p95_s']} s "
+              f"(limit {limits.p95_s:g}), slowest {result['max_s']} s (limit {limits.max_s:g})", file=sys.stderr)
+        return 1
+    print(f"passed: all {result['sirens']} sirens started, p95 {result['p95_s']} s, slowest {result['max_s']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
