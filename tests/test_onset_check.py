@@ -52,6 +52,14 @@ def test_shipped_card_records_a_passed_check_with_its_own_tracker_and_a_rerun_ag
     assert rerun["false_starts"] == 0
 
 
+def test_quieter_sirens_start_fewer_events_in_the_same_scenes() -> None:
+    loud = run_check(SHIPPED, 2, 1.0, OnsetLimits())
+    quiet = run_check(SHIPPED, 2, 1.0, OnsetLimits(), snr_db=(-20.0, -15.0))
+    assert loud["started"] == loud["sirens"] == quiet["sirens"] == 20
+    assert quiet["started"] < loud["started"] and not quiet["passed"]
+    assert quiet["snr_db"] == [-20.0, -15.0] and "-20 to -15 dB SNR" in quiet["protocol"]
+
+
 def test_a_model_that_starts_no_siren_fails_in_one_line_and_the_card_says_so(
         tiny_card: dict[str, Any], model_variant: Callable[..., Path]) -> None:
     # int8 output tops out at 255/256 of certainty, so this on-threshold is never reached
@@ -70,6 +78,8 @@ def test_a_model_that_starts_no_siren_fails_in_one_line_and_the_card_says_so(
 def test_bad_input_gives_one_line_and_exit_2(tmp_path: Path) -> None:
     missing = _check("--model", str(tmp_path / "none.tflite"))
     urban = _check("--model", str(INSTALL_ROOT / "models" / "urban.tflite"), "--scenes", "1")
-    for result, says in ((missing, "model file not found"), (urban, "one positive label")):
+    upside_down = _check("--model", str(SHIPPED), "--snr-db", "5", "0")
+    for result, says in ((missing, "model file not found"), (urban, "one positive label"),
+                         (upside_down, "--snr-db LOW at most HIGH")):
         assert result.returncode == 2 and says in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr

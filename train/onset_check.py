@@ -11,8 +11,11 @@ The check fails (exit 1) when a siren starts no event, or the delays' p95 or max
 (`OnsetLimits`); with `--card` the result is written into the card (`"onset_check"`) either way, so the card
 says how its model starts sirens.
 
+`--snr-db` sets how loud the sirens are against the street (default 0 to 15 dB, the benchmark's): the same
+scenes with quieter sirens show how far down a model still starts them, and how late.
+
 Usage: python -m train.onset_check --model models/emergency.tflite [--scenes 40] [--p95-limit-s 3]
-       [--max-limit-s 5] [--card]
+       [--max-limit-s 5] [--snr-db LOW HIGH] [--card]
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from detector.windows import WindowSpec, cut_windows
 FIRST_SEED = 100  # the latency benchmark's first stream
 SIRENS_PER_SCENE = 10
 LATE_LISTED = 10  # the slowest sirens the card names
+SCENE_SNR_DB = (0.0, 15.0)  # each siren against the street during it: the latency benchmark's (generate_scene's)
 
 
 @dataclass(frozen=True)
@@ -83,12 +87,14 @@ def siren_onsets(truth: list[SceneEvent], window_starts_s: np.ndarray, scores: n
     return onsets, len(set(published_s) - claimed)
 
 
-def check_scene(classifier: Classifier, settings: TrackerSettings, seed: int, hop_s: float
-                ) -> tuple[list[SirenOnset], int]:
-    """Scene `seed` generated, scored by the model window by window, and measured (`siren_onsets`)."""
+def check_scene(classifier: Classifier, settings: TrackerSettings, seed: int, hop_s: float,
+                snr_db: tuple[float, float]) -> tuple[list[SirenOnset], int]:
+    """Scene `seed` generated, scored by the model window by window, and measured (`siren_onsets`). Another
+    `snr_db` keeps the scene's sirens, kinds and street, and changes only how loud each siren is."""
     card = classifier.card
     siren_times, duration_s = periodic_siren_times(SIRENS_PER_SCENE)
-    audio, truth = generate_scene(duration_s, np.random.default_rng(seed), card.sample_rate, siren_times=siren_times)
+    audio, truth = generate_scene(duration_s, np.random.default_rng(seed), card.sample_rate, siren_times=siren_times,
+                                  siren_snr_db=snr_db)
     windows, starts = cut_windows(audio, WindowSpec.from_seconds(card.sample_rate, card.window_s, hop_s))
     scores = classifier.predict(windows)[:, card.labels.index(card.positive_labels[0])]
     return siren_onsets(truth, starts / card.sample_rate, scores, card.window_s, settings, seed)
@@ -108,7 +114,8 @@ def summarise(onsets: list[SirenOnset]) -> dict[str, Any]:
             "max_s": rounded(delays.max())}
 
 
-def run_check(model: Path, scenes: int, hop_s: float, limits: OnsetLimits) -> dict[str, Any]:
+def run_check(model: Path, scenes: int, hop_s: float, limits: OnsetLimits,
+              snr_db: tuple[float, float] = SCENE_SNR_DB) -> dict[str, Any]:
     """Every scene checked; the card's record: protocol, tracker, overall and per-kind delays, the slowest
     sirens, false starts, the limits and whether they were kept."""
     classifier = Classifier(model)
@@ -120,7 +127,7 @@ def run_check(model: Path, scenes: int, hop_s: float, limits: OnsetLimits) -> di
     onsets: list[SirenOnset] = []
     false_starts = 0
     for seed in range(FIRST_SEED, FIRST_SEED + scenes):
-        scene_onsets, scene_false = check_scene(classifier, settings, seed, hop_s)
+        scene_onsets, scene_false = check_scene(classifier, settings, seed, hop_s, snr_db)
         onsets += scene_onsets
         false_starts += scene_false
     late = sorted(onsets, key=lambda o: -(o.delay_s if o.delay_s is not None else np.inf))[:LATE_LISTED]
@@ -128,11 +135,13 @@ def run_check(model: Path, scenes: int, hop_s: float, limits: OnsetLimits) -> di
     _, duration_s = periodic_siren_times(SIRENS_PER_SCENE)
     return {
         "protocol": (f"{scenes} generated street scenes of {duration_s:g} s (detector.synth, seeds {FIRST_SEED}-"
-                     f"{FIRST_SEED + scenes - 1}: traffic and wind, an 8 s siren of a random kind every 18 s), "
+                     f"{FIRST_SEED + scenes - 1}: traffic and wind, an 8 s siren of a random kind every 18 s at "
+                     f"{snr_db[0]:g} to {snr_db[1]:g} dB SNR), "
                      f"2 s windows at a {hop_s:g} s hop scored by this int8 model, through the daemon's tracker "
                      "with this card's settings; delay = end of the window that starts the event - siren onset "
                      "(audio time); a siren that starts no event counts as infinitely late"),
         "hop_s": hop_s,
+        "snr_db": list(snr_db),
         "tracker": asdict(settings),
         **overall,
         "by_kind": {kind: summarise([o for o in onsets if o.kind == kind])
@@ -166,15 +175,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="95 %% of sirens must start an event within this many seconds (default %(default)g)")
     parser.add_argument("--max-limit-s", type=float, default=OnsetLimits.max_s,
                         help="every siren must start an event within this many seconds (default %(default)g)")
+    parser.add_argument("--snr-db", type=float, nargs=2, default=SCENE_SNR_DB, metavar=("LOW", "HIGH"),
+                        help="each siren's level against the street, drawn from LOW..HIGH dB (default 0 15)")
     parser.add_argument("--card", action="store_true", help="write the result into the model's card")
     args = parser.parse_args(argv)
-    if args.scenes < 1:
-        print("onset_check: error: --scenes must be at least 1", file=sys.stderr)
+    if args.scenes < 1 or args.snr_db[0] > args.snr_db[1]:
+        print("onset_check: error: --scenes must be at least 1 and --snr-db LOW at most HIGH", file=sys.stderr)
         return 2
     try:
         DetectionConfig(model=args.model, hop_s=args.hop).check()
         limits = OnsetLimits(args.p95_limit_s, args.max_limit_s)
-        result = run_check(args.model, args.scenes, args.hop, limits)
+        result = run_check(args.model, args.scenes, args.hop, limits, tuple(args.snr_db))
     except DetectorError as error:
         print(f"onset_check: error: {error}", file=sys.stderr)
         return 2
