@@ -15,10 +15,16 @@ import numpy as np
 from detector.config import INSTALL_ROOT
 from detector.synth import SceneEvent, periodic_siren_times
 from detector.tracker import TrackerSettings
-from train.onset_check import OnsetLimits, run_check, siren_onsets
+from tests.yamnet_file import YAMNET, needs_yamnet
+from train.onset_check import OnsetLimits, model_scorer, run_check, siren_onsets, tracker_from_choice, yamnet_scorer
 
 SHIPPED = INSTALL_ROOT / "models" / "emergency.tflite"
 ONE_OF_ONE = TrackerSettings(on_threshold=0.8, off_threshold=0.4, onset_windows=1, onset_of=1)
+
+
+def _shipped_check(scenes: int, hop_s: float = 1.0, **kwargs: Any) -> dict[str, Any]:
+    scorer, settings = model_scorer(SHIPPED, hop_s)
+    return run_check(scorer, settings, scenes, hop_s, OnsetLimits(), **kwargs)
 
 
 def _check(*args: str) -> subprocess.CompletedProcess[str]:
@@ -46,18 +52,28 @@ def test_shipped_card_records_a_passed_check_with_its_own_tracker_and_a_rerun_ag
     assert recorded["passed"] and recorded["sirens"] == recorded["started"] >= 400
     tracker_keys = ("on_threshold", "off_threshold", "onset_windows", "onset_of", "instant_threshold")
     assert {k: recorded["tracker"][k] for k in tracker_keys} == {k: card["tracker"][k] for k in tracker_keys}
-    limits = OnsetLimits(**recorded["limits"])
-    rerun = run_check(SHIPPED, 3, recorded["hop_s"], limits)  # its first 3 scenes: the same seeds
+    assert OnsetLimits(**recorded["limits"]) == OnsetLimits()
+    rerun = _shipped_check(3, recorded["hop_s"])  # its first 3 scenes: the same seeds
     assert rerun["passed"] and rerun["sirens"] == rerun["started"] == 30
     assert rerun["false_starts"] == 0
 
 
 def test_quieter_sirens_start_fewer_events_in_the_same_scenes() -> None:
-    loud = run_check(SHIPPED, 2, 1.0, OnsetLimits())
-    quiet = run_check(SHIPPED, 2, 1.0, OnsetLimits(), snr_db=(-20.0, -15.0))
+    loud = _shipped_check(2)
+    quiet = _shipped_check(2, snr_db=(-20.0, -15.0))
     assert loud["started"] == loud["sirens"] == quiet["sirens"] == 20
     assert quiet["started"] < loud["started"] and not quiet["passed"]
     assert quiet["snr_db"] == [-20.0, -15.0] and "-20 to -15 dB SNR" in quiet["protocol"]
+
+
+@needs_yamnet
+def test_yamnet_through_a_tuned_tracker_starts_fewer_generated_sirens_than_the_shipped_model(tmp_path: Path) -> None:
+    choice = tmp_path / "yamnet_tracker.json"  # what tune_tracker chose on YAMNet's out-of-fold scores, session 31
+    choice.write_text(json.dumps({"choice": {"on_threshold": 0.65, "off_threshold": 0.325, "onset_windows": 2,
+                                             "onset_of": 3, "instant_threshold": 0.95}}))
+    yamnet = run_check(yamnet_scorer(YAMNET), tracker_from_choice(choice), 2, 1.0, OnsetLimits())
+    assert "YAMNet" in yamnet["protocol"] and yamnet["tracker"]["onset_windows"] == 2
+    assert yamnet["started"] < _shipped_check(2)["started"] == 20
 
 
 def test_a_model_that_starts_no_siren_fails_in_one_line_and_the_card_says_so(
@@ -79,7 +95,12 @@ def test_bad_input_gives_one_line_and_exit_2(tmp_path: Path) -> None:
     missing = _check("--model", str(tmp_path / "none.tflite"))
     urban = _check("--model", str(INSTALL_ROOT / "models" / "urban.tflite"), "--scenes", "1")
     upside_down = _check("--model", str(SHIPPED), "--snr-db", "5", "0")
+    no_choice = tmp_path / "report.json"
+    no_choice.write_text("{}")
+    not_a_tracker = _check("--model", str(SHIPPED), "--tracker", str(no_choice))
+    yamnet_alone = _check("--yamnet", str(tmp_path / "yamnet.tflite"))
     for result, says in ((missing, "model file not found"), (urban, "one positive label"),
-                         (upside_down, "--snr-db LOW at most HIGH")):
+                         (upside_down, "--snr-db LOW at most HIGH"), (not_a_tracker, "not a tracker choice"),
+                         (yamnet_alone, "--yamnet needs --tracker")):
         assert result.returncode == 2 and says in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr

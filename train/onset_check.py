@@ -14,8 +14,13 @@ says how its model starts sirens.
 `--snr-db` sets how loud the sirens are against the street (default 0 to 15 dB, the benchmark's): the same
 scenes with quieter sirens show how far down a model still starts them, and how late.
 
+`--yamnet PATH --tracker JSON` scores the same scenes with YAMNet off the shelf (the baseline beside every
+model of ours), through the tracker `train.tune_tracker --oof yamnet_oof.npy --out JSON` chose for its
+out-of-fold scores by the card's rule.
+
 Usage: python -m train.onset_check --model models/emergency.tflite [--scenes 40] [--p95-limit-s 3]
-       [--max-limit-s 5] [--snr-db LOW HIGH] [--card]
+       [--max-limit-s 5] [--snr-db LOW HIGH] [--tracker JSON] [--card]
+       python -m train.onset_check --yamnet yamnet.tflite --tracker JSON [--scenes 40] [--snr-db LOW HIGH]
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,11 +36,12 @@ from typing import Any
 import numpy as np
 
 from detector.config import DetectionConfig
-from detector.errors import DetectorError, ModelError
+from detector.errors import ConfigError, DetectorError, ModelError
 from detector.model import Classifier, card_path_for
 from detector.synth import SIREN_KINDS, SceneEvent, generate_scene, periodic_siren_times
 from detector.tracker import EventTracker, TrackerSettings, settings_for
 from detector.windows import WindowSpec, cut_windows
+from detector.yamnet import YamnetTagger
 
 FIRST_SEED = 100  # the latency benchmark's first stream
 SIRENS_PER_SCENE = 10
@@ -68,6 +75,50 @@ class SirenOnset:
     peak_score: float  # the highest score of a window holding some of it
 
 
+@dataclass(frozen=True)
+class SceneScorer:
+    """What scores the scenes: a siren score for each window, the audio it needs, and how the protocol names it."""
+
+    description: str
+    sample_rate: int
+    window_s: float
+    siren_scores: Callable[[np.ndarray], np.ndarray]  # (windows, samples) -> (windows,)
+
+
+def model_scorer(model: Path, hop_s: float) -> tuple[SceneScorer, TrackerSettings]:
+    """An exported siren model, and the tracker the daemon would run it with (its card's, at this hop)."""
+    classifier = Classifier(model)
+    card = classifier.card
+    if len(card.positive_labels) != 1:
+        raise ModelError(f"{model}: a siren model has one positive label; its card lists {len(card.positive_labels)}")
+    column = card.labels.index(card.positive_labels[0])
+    scorer = SceneScorer("this int8 model", card.sample_rate, card.window_s,
+                         lambda windows: classifier.predict(windows)[:, column])
+    return scorer, settings_for(card, DetectionConfig(model=model, hop_s=hop_s))
+
+
+def yamnet_scorer(path: Path) -> SceneScorer:
+    """YAMNet off the shelf, scored as `train.baseline` scores it (its siren classes' max over a window's frames):
+    the baseline beside our models, never shipped."""
+    tagger = YamnetTagger(path)
+    return SceneScorer("YAMNet off the shelf (the max of its siren and emergency-vehicle classes)", 16000, 2.0,
+                       lambda windows: np.array([tagger.siren_score(tagger.window_scores(w)) for w in windows]))
+
+
+def tracker_from_choice(path: Path) -> TrackerSettings:
+    """The setting `train.tune_tracker --out` chose, with the daemon's defaults for how events end."""
+    try:
+        choice = json.loads(path.read_text())["choice"]
+        defaults = DetectionConfig()
+        return TrackerSettings(on_threshold=float(choice["on_threshold"]), off_threshold=float(choice["off_threshold"]),
+                               onset_windows=int(choice["onset_windows"]), onset_of=int(choice["onset_of"]),
+                               offset_windows=defaults.offset_windows, min_event_s=defaults.min_event_s,
+                               refractory_s=defaults.refractory_s, instant_threshold=choice["instant_threshold"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ConfigError(f"{path}: not a tracker choice written by train.tune_tracker --out "
+                          f"({type(error).__name__}: {error})") from None
+
+
 def siren_onsets(truth: list[SceneEvent], window_starts_s: np.ndarray, scores: np.ndarray, window_s: float,
                  settings: TrackerSettings, seed: int) -> tuple[list[SirenOnset], int]:
     """One scene's window scores (in time order) through the tracker: each true siren's onset delay, and the
@@ -87,17 +138,16 @@ def siren_onsets(truth: list[SceneEvent], window_starts_s: np.ndarray, scores: n
     return onsets, len(set(published_s) - claimed)
 
 
-def check_scene(classifier: Classifier, settings: TrackerSettings, seed: int, hop_s: float,
+def check_scene(scorer: SceneScorer, settings: TrackerSettings, seed: int, hop_s: float,
                 snr_db: tuple[float, float]) -> tuple[list[SirenOnset], int]:
-    """Scene `seed` generated, scored by the model window by window, and measured (`siren_onsets`). Another
-    `snr_db` keeps the scene's sirens, kinds and street, and changes only how loud each siren is."""
-    card = classifier.card
+    """Scene `seed` generated, scored window by window, and measured (`siren_onsets`). Another `snr_db` keeps
+    the scene's sirens, kinds and street, and changes only how loud each siren is."""
     siren_times, duration_s = periodic_siren_times(SIRENS_PER_SCENE)
-    audio, truth = generate_scene(duration_s, np.random.default_rng(seed), card.sample_rate, siren_times=siren_times,
-                                  siren_snr_db=snr_db)
-    windows, starts = cut_windows(audio, WindowSpec.from_seconds(card.sample_rate, card.window_s, hop_s))
-    scores = classifier.predict(windows)[:, card.labels.index(card.positive_labels[0])]
-    return siren_onsets(truth, starts / card.sample_rate, scores, card.window_s, settings, seed)
+    audio, truth = generate_scene(duration_s, np.random.default_rng(seed), scorer.sample_rate,
+                                  siren_times=siren_times, siren_snr_db=snr_db)
+    windows, starts = cut_windows(audio, WindowSpec.from_seconds(scorer.sample_rate, scorer.window_s, hop_s))
+    scores = scorer.siren_scores(windows)
+    return siren_onsets(truth, starts / scorer.sample_rate, scores, scorer.window_s, settings, seed)
 
 
 def summarise(onsets: list[SirenOnset]) -> dict[str, Any]:
@@ -114,20 +164,14 @@ def summarise(onsets: list[SirenOnset]) -> dict[str, Any]:
             "max_s": rounded(delays.max())}
 
 
-def run_check(model: Path, scenes: int, hop_s: float, limits: OnsetLimits,
+def run_check(scorer: SceneScorer, settings: TrackerSettings, scenes: int, hop_s: float, limits: OnsetLimits,
               snr_db: tuple[float, float] = SCENE_SNR_DB) -> dict[str, Any]:
     """Every scene checked; the card's record: protocol, tracker, overall and per-kind delays, the slowest
     sirens, false starts, the limits and whether they were kept."""
-    classifier = Classifier(model)
-    if len(classifier.card.positive_labels) != 1:
-        raise ModelError(f"{model}: a siren model has one positive label; its card lists "
-                         f"{len(classifier.card.positive_labels)}")
-    detection = DetectionConfig(model=model, hop_s=hop_s)
-    settings = settings_for(classifier.card, detection)
     onsets: list[SirenOnset] = []
     false_starts = 0
     for seed in range(FIRST_SEED, FIRST_SEED + scenes):
-        scene_onsets, scene_false = check_scene(classifier, settings, seed, hop_s, snr_db)
+        scene_onsets, scene_false = check_scene(scorer, settings, seed, hop_s, snr_db)
         onsets += scene_onsets
         false_starts += scene_false
     late = sorted(onsets, key=lambda o: -(o.delay_s if o.delay_s is not None else np.inf))[:LATE_LISTED]
@@ -137,8 +181,8 @@ def run_check(model: Path, scenes: int, hop_s: float, limits: OnsetLimits,
         "protocol": (f"{scenes} generated street scenes of {duration_s:g} s (detector.synth, seeds {FIRST_SEED}-"
                      f"{FIRST_SEED + scenes - 1}: traffic and wind, an 8 s siren of a random kind every 18 s at "
                      f"{snr_db[0]:g} to {snr_db[1]:g} dB SNR), "
-                     f"2 s windows at a {hop_s:g} s hop scored by this int8 model, through the daemon's tracker "
-                     "with this card's settings; delay = end of the window that starts the event - siren onset "
+                     f"2 s windows at a {hop_s:g} s hop scored by {scorer.description}, through the daemon's tracker "
+                     "with the settings below; delay = end of the window that starts the event - siren onset "
                      "(audio time); a siren that starts no event counts as infinitely late"),
         "hop_s": hop_s,
         "snr_db": list(snr_db),
@@ -168,7 +212,11 @@ def table(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, required=True, help="an exported .tflite with its card beside it")
+    scored = parser.add_mutually_exclusive_group(required=True)
+    scored.add_argument("--model", type=Path, help="an exported .tflite with its card beside it")
+    scored.add_argument("--yamnet", type=Path, help="YAMNet's .tflite instead, as the baseline (needs --tracker)")
+    parser.add_argument("--tracker", type=Path,
+                        help="train.tune_tracker --out JSON whose choice replaces the card's tracker")
     parser.add_argument("--scenes", type=int, default=40, help=f"scenes of {SIRENS_PER_SCENE} sirens (default 40)")
     parser.add_argument("--hop", type=float, default=DetectionConfig.hop_s, help="seconds between windows")
     parser.add_argument("--p95-limit-s", type=float, default=OnsetLimits.p95_s,
@@ -182,10 +230,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.scenes < 1 or args.snr_db[0] > args.snr_db[1]:
         print("onset_check: error: --scenes must be at least 1 and --snr-db LOW at most HIGH", file=sys.stderr)
         return 2
+    if (args.yamnet and not args.tracker) or (args.card and (args.yamnet or args.tracker)):
+        print("onset_check: error: --yamnet needs --tracker; --card records a model with its card's own tracker",
+              file=sys.stderr)
+        return 2
     try:
-        DetectionConfig(model=args.model, hop_s=args.hop).check()
+        DetectionConfig(hop_s=args.hop).check()
+        if args.model:
+            scorer, settings = model_scorer(args.model, args.hop)
+        else:
+            scorer = yamnet_scorer(args.yamnet)
+        if args.tracker:
+            settings = tracker_from_choice(args.tracker)
         limits = OnsetLimits(args.p95_limit_s, args.max_limit_s)
-        result = run_check(args.model, args.scenes, args.hop, limits, tuple(args.snr_db))
+        result = run_check(scorer, settings, args.scenes, args.hop, limits, tuple(args.snr_db))
     except DetectorError as error:
         print(f"onset_check: error: {error}", file=sys.stderr)
         return 2
