@@ -307,6 +307,8 @@ def test_a_saved_cross_validation_with_its_settings_is_reused_only_when_they_all
                             "plan.copies_per_positive 4 there, 2 here"),
                            (dataclasses.replace(config, plan=AugmentPlan(copies_per_positive=4, speed_semitones=2)),
                             "plan.speed_semitones None there, 2 here"),
+                           (dataclasses.replace(config, plan=AugmentPlan(copies_per_positive=4, snr_db=(-15.0, 20.0))),
+                            "plan.snr_db None there"),
                            (dataclasses.replace(config, fit=FitSettings(epochs=3)), "fit.teacher_weight 0.5 there"),
                            (dataclasses.replace(config, folds=5), "folds 3 there, 5 here")):
         with pytest.raises(DetectorError, match=named.replace(".", r"\.")):
@@ -350,6 +352,34 @@ def test_emergency_speed_perturbation_moves_the_pitch_of_real_sirens_and_real_ne
     rng = np.random.default_rng(0)
     before = rng.bit_generator.state
     assert sometimes_speed_change(tone, rng, 0.0) is tone and rng.bit_generator.state == before
+
+
+def test_emergency_mixing_range_sets_how_loud_real_sirens_sit_over_the_street() -> None:
+    """Real sirens (1 kHz tones) mixed over real negatives (white noise): at -30..-25 dB the tone holds a far
+    smaller share of each mixed window's energy than at 25..30 dB; the same windows are made either way."""
+    import dataclasses
+
+    from train.examples import SIREN_TASK_SPEC, AugmentPlan, Examples, augment
+
+    rate, n = SIREN_TASK_SPEC.sample_rate, 20
+    tone = (0.3 * np.sin(2 * np.pi * 1000 * np.arange(SIREN_TASK_SPEC.window) / rate)).astype(np.float32)
+    noise = np.random.default_rng(3).standard_normal((n // 2, SIREN_TASK_SPEC.window)).astype(np.float32) * 0.1
+    real = Examples(np.concatenate([np.stack([tone] * (n // 2)), noise]), np.array([1] * (n // 2) + [0] * (n // 2)),
+                    tuple(frozenset({f"g{i}"}) for i in range(n)), np.full(n, "real"), np.arange(n),
+                    np.full(n, "test"))
+    plan = AugmentPlan(copies_per_positive=4, generated_positives=1, negative_fraction=1.0, generated_negatives=1,
+                       generated_distractors=1)
+
+    def tone_share(snr_db: tuple[float, float]) -> tuple[np.ndarray, tuple[str, ...]]:
+        made = augment(real, dataclasses.replace(plan, snr_db=snr_db), SIREN_TASK_SPEC)
+        mixes = made.windows[made.kinds == "siren_mix", :rate]
+        power = np.abs(np.fft.rfft(mixes * np.hanning(rate), axis=1)) ** 2  # 1 Hz bins
+        return power[:, 990:1011].sum(axis=1) / power.sum(axis=1), tuple(made.kinds)
+
+    quiet, quiet_kinds = tone_share((-30.0, -25.0))
+    loud, loud_kinds = tone_share((25.0, 30.0))
+    assert quiet_kinds == loud_kinds and len(quiet) == 4 * n // 2
+    assert np.median(loud) > 0.9 and np.median(quiet) < 0.2 and np.all(quiet < loud)
 
 
 def test_emergency_mixup_and_mimicry_reach_the_projects_networks_and_not_the_tutorials() -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from detector.errors import DetectorError
 from detector.synth import CLASS_GENERATORS
+from train.augment import AugmentConfig
 from train.datasets import load_datasets
 from train.examples import AugmentPlan
 from train.fit import FitSettings
@@ -89,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="half the augmented copies play up to SEMITONES faster or slower, pitch and tempo "
                              "together: urban: of every real window; emergency: of the real sirens mixed into the "
                              "street and the real negatives augmented (default 0 = none)")
+    parser.add_argument("--mix-snr-db", type=float, nargs=2, default=AugmentConfig.snr_db, metavar=("LOW", "HIGH"),
+                        help="emergency: the SNR range sirens are mixed under the street at, and negatives under "
+                             "other negatives (default -10 20)")
     parser.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
                         help="each training batch mixed with a shuffled copy of itself (features, targets and loss "
                              "weights) at a share drawn from Beta(ALPHA, ALPHA); not the tutorials, not with "
@@ -165,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.mixup < 0 or not 0 <= args.speed_perturb <= 12:
         print("siren-train: error: need --mixup >= 0 and 0 <= --speed-perturb <= 12", file=sys.stderr)
         return 2
+    if not -40 <= args.mix_snr_db[0] < args.mix_snr_db[1] <= 40:
+        print("siren-train: error: need -40 <= --mix-snr-db LOW < HIGH <= 40", file=sys.stderr)
+        return 2
     if args.mixup and args.mimic_weight:
         print("siren-train: error: --mixup and --mimic-weight do not mix (mimicry fits without mixup)",
               file=sys.stderr)
@@ -204,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
                              generated_positives=args.generated_positives,
                              generated_negatives=args.generated_negatives,
                              generated_distractors=args.generated_distractors, seed=args.seed,
-                             speed_semitones=args.speed_perturb),
+                             speed_semitones=args.speed_perturb, snr_db=tuple(args.mix_snr_db)),
             random_split_check=not args.no_random_split_check, yamnet_path=args.yamnet, reuse_cv=args.reuse_cv,
             per_channel_weights=not args.per_tensor_weights, fusion=args.fusion,
         )

@@ -19,7 +19,14 @@ from detector.audio import read_audio
 from detector.features import FeatureRecipe, compute_features
 from detector.synth import DISTRACTOR_KINDS, generate_distractor, random_siren_event
 from detector.windows import WindowSpec, cut_windows
-from train.augment import augment_negative, augment_positive, mix_at_snr, roadside_noise, sometimes_speed_change
+from train.augment import (
+    AugmentConfig,
+    augment_negative,
+    augment_positive,
+    mix_at_snr,
+    roadside_noise,
+    sometimes_speed_change,
+)
 from train.datasets import EMERGENCY, Clip, binary_label
 
 SILENT_POSITIVE_DBFS = -55.0  # a "siren" window this quiet holds no siren to learn from
@@ -108,6 +115,8 @@ class AugmentPlan:
     trained with SpecAugment scored the generated street itself up to 0.86. `speed_semitones` > 0 plays half
     the real sirens and real negatives that are augmented faster or slower (both classes, so the resampling
     and the shortened tail are no siren cue); 0 leaves every random draw as it was before it existed.
+    `snr_db` is the range the sirens are mixed under the street at (and negatives under other negatives, so a
+    mixture is no siren cue); another range keeps every random draw and changes only the levels.
     """
 
     copies_per_positive: int = 2
@@ -117,12 +126,21 @@ class AugmentPlan:
     generated_distractors: int = 3000
     seed: int = 0
     speed_semitones: float = 0.0
+    snr_db: tuple[float, float] = AugmentConfig.snr_db
+
+    @property
+    def street(self) -> AugmentConfig:
+        """The street chain with this plan's mixing range."""
+        return AugmentConfig(snr_db=self.snr_db)
 
 
 def recorded_plan(plan: AugmentPlan) -> dict[str, Any]:
     """The plan as saved beside a CV for `--reuse-cv` to compare (as `fit.recorded_settings` saves the fit):
-    speed only when on, so records made before it existed still match."""
-    return {k: v for k, v in dataclasses.asdict(plan).items() if not (k == "speed_semitones" and v == 0)}
+    speed only when on and the mixing range only when not the default, so records made before either existed
+    still match."""
+    unrecorded = {"speed_semitones": 0.0, "snr_db": AugmentConfig.snr_db}
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(plan).items()
+            if not (k in unrecorded and v == unrecorded[k])}
 
 
 def _positive_mixes(real: Examples, rng: np.random.Generator, plan: AugmentPlan, spec: WindowSpec) -> Examples:
@@ -132,7 +150,7 @@ def _positive_mixes(real: Examples, rng: np.random.Generator, plan: AugmentPlan,
     for index in tqdm(np.repeat(positives, plan.copies_per_positive), desc="mixing real sirens", unit="win"):
         background = rng.choice(negatives)
         siren = sometimes_speed_change(real.windows[index], rng, plan.speed_semitones)
-        windows.append(augment_positive(siren, real.windows[background], rng, spec.sample_rate))
+        windows.append(augment_positive(siren, real.windows[background], rng, spec.sample_rate, plan.street))
         groups.append(real.groups[index] | real.groups[background])
         clip_ids.append(real.clip_ids[index])
         datasets.append(real.datasets[index])
@@ -153,10 +171,11 @@ def _over_backgrounds(real: Examples, rng: np.random.Generator, count: int, labe
                     np.full(count, kind), np.full(count, -1), np.full(count, "generated"))
 
 
-def _generated_positives(real: Examples, rng: np.random.Generator, count: int, spec: WindowSpec) -> Examples:
+def _generated_positives(real: Examples, rng: np.random.Generator, count: int, spec: WindowSpec,
+                         street: AugmentConfig) -> Examples:
     def make(background: np.ndarray) -> np.ndarray:
         siren = random_siren_event(rng, spec.window / spec.sample_rate, spec.sample_rate)[: spec.window]
-        return augment_positive(siren, background, rng, spec.sample_rate)
+        return augment_positive(siren, background, rng, spec.sample_rate, street)
 
     return _over_backgrounds(real, rng, count, 1, "generated", "generating sirens", make)
 
@@ -177,13 +196,14 @@ def _negatives(real: Examples, rng: np.random.Generator, plan: AugmentPlan, spec
     for index in tqdm(chosen, desc="augmenting negatives", unit="win"):
         extra = rng.choice(negatives)
         window = sometimes_speed_change(real.windows[index], rng, plan.speed_semitones)
-        windows.append(augment_negative(window, rng, spec.sample_rate, real.windows[extra]))
+        windows.append(augment_negative(window, rng, spec.sample_rate, real.windows[extra], plan.street))
         groups.append(real.groups[index] | real.groups[extra])
         kinds.append("real_aug")
         clip_ids.append(real.clip_ids[index])
         datasets.append(real.datasets[index])
     for _ in range(plan.generated_negatives):
-        windows.append(augment_negative(roadside_noise(spec.window, rng, spec.sample_rate), rng, spec.sample_rate))
+        windows.append(augment_negative(roadside_noise(spec.window, rng, spec.sample_rate), rng, spec.sample_rate,
+                                        config=plan.street))
         groups.append(frozenset())
         kinds.append("generated_neg")
         clip_ids.append(-1)
@@ -197,7 +217,7 @@ def augment(real: Examples, plan: AugmentPlan, spec: WindowSpec) -> Examples:
     rng = np.random.default_rng(plan.seed)
     return concatenate([
         _positive_mixes(real, rng, plan, spec),
-        _generated_positives(real, rng, plan.generated_positives, spec),
+        _generated_positives(real, rng, plan.generated_positives, spec, plan.street),
         _negatives(real, rng, plan, spec),
         _distractors(real, rng, plan.generated_distractors, spec),
     ])
