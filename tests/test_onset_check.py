@@ -84,8 +84,8 @@ def test_a_model_that_starts_no_siren_fails_in_one_line_and_the_card_says_so(
     model = model_variant(card=tiny_card)
     result = _check("--model", str(model), "--scenes", "1", "--card")
     assert result.returncode == 1
-    assert result.stderr.strip() == ("onset_check: failed: 10 of 10 sirens started no event, p95 None s "
-                                     "(limit 3), slowest None s (limit 5)")
+    assert result.stderr.strip() == ("onset_check: failed: 10 of 10 sirens started no event, p95 never "
+                                     "(limit 3 s), slowest never (limit 5 s)")
     written = json.loads(model.with_suffix(".json").read_text())["onset_check"]
     assert not written["passed"] and written["started"] == 0
     assert [o["delay_s"] for o in written["slowest"]] == [None] * 10

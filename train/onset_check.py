@@ -256,9 +256,10 @@ def main(argv: list[str] | None = None) -> int:
         card_path.write_text(json.dumps(card, indent=2) + "\n")
         print(f"wrote onset_check into {card_path}")
     missed = result["sirens"] - result["started"]
+    p95, slowest = (f"{v:g} s" if v is not None else "never" for v in (result["p95_s"], result["max_s"]))
     if not result["passed"]:
-        print(f"onset_check: failed: {missed} of {result['sirens']} sirens started no event, p95 {result['p95_s']} s "
-              f"(limit {limits.p95_s:g}), slowest {result['max_s']} s (limit {limits.max_s:g})", file=sys.stderr)
+        print(f"onset_check: failed: {missed} of {result['sirens']} sirens started no event, p95 {p95} "
+              f"(limit {limits.p95_s:g} s), slowest {slowest} (limit {limits.max_s:g} s)", file=sys.stderr)
         return 1
     print(f"passed: all {result['sirens']} sirens started, p95 {result['p95_s']} s, slowest {result['max_s']} s")
     return 0
