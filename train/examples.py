@@ -143,14 +143,15 @@ def recorded_plan(plan: AugmentPlan) -> dict[str, Any]:
             if not (k in unrecorded and v == unrecorded[k])}
 
 
-def _positive_mixes(real: Examples, rng: np.random.Generator, plan: AugmentPlan, spec: WindowSpec) -> Examples:
+def _positive_mixes(real: Examples, rng: np.random.Generator, plan: AugmentPlan, spec: WindowSpec,
+                    street: AugmentConfig) -> Examples:
     positives = np.flatnonzero(real.labels == 1)
     negatives = np.flatnonzero(real.labels == 0)
     windows, groups, clip_ids, datasets = [], [], [], []
     for index in tqdm(np.repeat(positives, plan.copies_per_positive), desc="mixing real sirens", unit="win"):
         background = rng.choice(negatives)
         siren = sometimes_speed_change(real.windows[index], rng, plan.speed_semitones)
-        windows.append(augment_positive(siren, real.windows[background], rng, spec.sample_rate, plan.street))
+        windows.append(augment_positive(siren, real.windows[background], rng, spec.sample_rate, street))
         groups.append(real.groups[index] | real.groups[background])
         clip_ids.append(real.clip_ids[index])
         datasets.append(real.datasets[index])
@@ -189,21 +190,22 @@ def _distractors(real: Examples, rng: np.random.Generator, count: int, spec: Win
     return _over_backgrounds(real, rng, count, 0, "distractor", "generating tonal distractors", make)
 
 
-def _negatives(real: Examples, rng: np.random.Generator, plan: AugmentPlan, spec: WindowSpec) -> Examples:
+def _negatives(real: Examples, rng: np.random.Generator, plan: AugmentPlan, spec: WindowSpec,
+               street: AugmentConfig) -> Examples:
     negatives = np.flatnonzero(real.labels == 0)
     chosen = rng.choice(negatives, size=int(plan.negative_fraction * len(negatives)), replace=False)
     windows, groups, kinds, clip_ids, datasets = [], [], [], [], []
     for index in tqdm(chosen, desc="augmenting negatives", unit="win"):
         extra = rng.choice(negatives)
         window = sometimes_speed_change(real.windows[index], rng, plan.speed_semitones)
-        windows.append(augment_negative(window, rng, spec.sample_rate, real.windows[extra], plan.street))
+        windows.append(augment_negative(window, rng, spec.sample_rate, real.windows[extra], street))
         groups.append(real.groups[index] | real.groups[extra])
         kinds.append("real_aug")
         clip_ids.append(real.clip_ids[index])
         datasets.append(real.datasets[index])
     for _ in range(plan.generated_negatives):
         windows.append(augment_negative(roadside_noise(spec.window, rng, spec.sample_rate), rng, spec.sample_rate,
-                                        config=plan.street))
+                                        config=street))
         groups.append(frozenset())
         kinds.append("generated_neg")
         clip_ids.append(-1)
@@ -215,10 +217,11 @@ def _negatives(real: Examples, rng: np.random.Generator, plan: AugmentPlan, spec
 def augment(real: Examples, plan: AugmentPlan, spec: WindowSpec) -> Examples:
     """The street-like examples made from `real` (not including `real` itself)."""
     rng = np.random.default_rng(plan.seed)
+    street = plan.street  # one street chain for every window, not one per window
     return concatenate([
-        _positive_mixes(real, rng, plan, spec),
-        _generated_positives(real, rng, plan.generated_positives, spec, plan.street),
-        _negatives(real, rng, plan, spec),
+        _positive_mixes(real, rng, plan, spec, street),
+        _generated_positives(real, rng, plan.generated_positives, spec, street),
+        _negatives(real, rng, plan, spec, street),
         _distractors(real, rng, plan.generated_distractors, spec),
     ])
 
